@@ -1,0 +1,89 @@
+// Package cache connects to Redis (go-redis v9) with bounded timeouts and
+// tracing, and stores JSON values under a service's key prefix.
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
+)
+
+// Open returns a client for url; it connects lazily, so Redis being down at
+// start is a readiness problem, not a crash.
+func Open(url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, errors.New("cache: REDIS_URL is malformed") // never echo it: it may hold a password
+	}
+	// A cache that is slow is worse than a cache that is missing: every call
+	// gives up quickly and the caller falls back to the database.
+	opts.DialTimeout = 500 * time.Millisecond
+	opts.ReadTimeout = 250 * time.Millisecond
+	opts.WriteTimeout = 250 * time.Millisecond
+	opts.PoolTimeout = 300 * time.Millisecond
+	opts.MaxRetries = 1
+	rdb := redis.NewClient(opts)
+	if err := redisotel.InstrumentTracing(rdb); err != nil {
+		return nil, fmt.Errorf("cache: tracing: %w", err)
+	}
+	return rdb, nil
+}
+
+// Store reads and writes JSON values under a key prefix.
+type Store struct {
+	rdb    *redis.Client
+	prefix string
+}
+
+// NewStore returns a Store that prefixes every key with prefix.
+func NewStore(rdb *redis.Client, prefix string) *Store { return &Store{rdb: rdb, prefix: prefix} }
+
+// Client returns the underlying client.
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+// Key returns the full key for k.
+func (s *Store) Key(k string) string { return s.prefix + k }
+
+// Get decodes the value at key into v and reports whether it was there.
+func (s *Store) Get(ctx context.Context, key string, v any) (bool, error) {
+	b, err := s.rdb.Get(ctx, s.Key(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cache: get %s: %w", key, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("cache: decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// Set stores v as JSON at key for ttl.
+func (s *Store) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cache: encode %s: %w", key, err)
+	}
+	if err := s.rdb.Set(ctx, s.Key(key), b, ttl).Err(); err != nil {
+		return fmt.Errorf("cache: set %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete removes keys.
+func (s *Store) Delete(ctx context.Context, keys ...string) error {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.Key(k)
+	}
+	if err := s.rdb.Del(ctx, full...).Err(); err != nil {
+		return fmt.Errorf("cache: delete: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package db opens Postgres through GORM on the pgx driver, with the pool
+// sized explicitly and the wait for a connection bounded (fix: pool_guard),
+// and applies each service's embedded migrations at start.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+	"gorm.io/plugin/opentelemetry/tracing"
+
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/fixes"
+)
+
+// DB is a GORM handle plus the gate that bounds the wait for a connection.
+type DB struct {
+	gorm  *gorm.DB
+	sql   *sql.DB
+	gate  chan struct{}
+	wait  time.Duration
+	board *fixes.Board
+}
+
+// Open configures the pool; it does not connect (Ping does), so a service can
+// start serving its probes while Postgres is still coming up.
+func Open(url string, cfg config.DB, board *fixes.Board) (*DB, error) {
+	pgxCfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// Never echo the URL or pgx's message about it: it holds a password.
+		return nil, errors.New("db: DATABASE_URL is malformed")
+	}
+	if board.On(fixes.Timeouts) {
+		// fix: timeouts — the server itself stops a statement that runs too
+		// long, even one whose client has vanished. Read once, at connect.
+		pgxCfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+		pgxCfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+		pgxCfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt((5 * cfg.StatementTimeout).Milliseconds(), 10)
+	}
+	sqlDB := stdlib.OpenDB(*pgxCfg)
+	sqlDB.SetMaxOpenConns(cfg.MaxOpen)
+	sqlDB.SetMaxIdleConns(cfg.MaxIdle)
+	sqlDB.SetConnMaxLifetime(30 * time.Minute)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+
+	g, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{
+		Logger:                 logger.Discard, // errors are returned and logged once, at the edge
+		SkipDefaultTransaction: true,           // one statement needs no transaction of its own
+		DisableAutomaticPing:   true,
+		TranslateError:         true, // unique violations become gorm.ErrDuplicatedKey
+	})
+	if err != nil {
+		return nil, fmt.Errorf("db: gorm: %w", err)
+	}
+	if err := g.Use(tracing.NewPlugin(tracing.WithoutMetrics())); err != nil {
+		return nil, fmt.Errorf("db: tracing plugin: %w", err)
+	}
+	return &DB{gorm: g, sql: sqlDB, gate: make(chan struct{}, cfg.MaxOpen), wait: cfg.AcquireTimeout, board: board}, nil
+}
+
+// SQL returns the database/sql pool, for its statistics.
+func (d *DB) SQL() *sql.DB { return d.sql }
+
+// Ping checks that a connection can be had and used.
+func (d *DB) Ping(ctx context.Context) error { return d.sql.PingContext(ctx) }
+
+// Close closes the pool.
+func (d *DB) Close() error { return d.sql.Close() }
+
+// PoolTimeout is the error of a request that could not get a connection in
+// time. It is an overload, not a failure: the client gets 503 + Retry-After.
+type PoolTimeout struct{ Waited time.Duration }
+
+func (e *PoolTimeout) Error() string {
+	return "the database is busy; no connection within " + e.Waited.String()
+}
+func (e *PoolTimeout) Code() string              { return "pool_timeout" }
+func (e *PoolTimeout) RetryAfter() time.Duration { return time.Second }
+
+// Do runs fn with a GORM session bound to ctx, holding one slot of the pool.
+//
+// database/sql has no "wait at most this long for a connection": a request
+// waits for as long as its context lives, and with no deadline that is for
+// ever. That is how the incident's requests piled up behind one row lock. The
+// gate is a semaphore the size of the pool in front of it, so a request either
+// gets a slot within the acquire timeout or fails fast.
+func (d *DB) Do(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	release, err := d.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(d.gorm.WithContext(ctx))
+}
+
+// Tx is Do inside a transaction.
+func (d *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return d.Do(ctx, func(g *gorm.DB) error { return g.Transaction(fn) })
+}
+
+func (d *DB) acquire(ctx context.Context) (release func(), err error) {
+	release = func() { <-d.gate }
+	select {
+	case d.gate <- struct{}{}:
+		return release, nil
+	default:
+	}
+	wait := ctx.Done()
+	if d.board.On(fixes.PoolGuard) {
+		// fix: pool_guard — wait a bounded time for a connection, then fail fast.
+		t := time.NewTimer(d.wait)
+		defer t.Stop()
+		select {
+		case d.gate <- struct{}{}:
+			return release, nil
+		case <-t.C:
+			return nil, &PoolTimeout{Waited: d.wait}
+		case <-wait:
+			return nil, ctx.Err()
+		}
+	}
+	select {
+	case d.gate <- struct{}{}:
+		return release, nil
+	case <-wait:
+		return nil, ctx.Err()
+	}
+}

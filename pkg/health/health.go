@@ -1,0 +1,173 @@
+// Package health answers the orchestrator's three questions, and answers them
+// differently on purpose:
+//
+//   - /livez — is this process able to make progress? It never touches a
+//     dependency: a slow database must not get a healthy process killed. That
+//     is exactly how the incident turned a slow row lock into an outage.
+//   - /readyz — should traffic be sent here now? Dependencies, start-up and
+//     drain state, each dependency checked with its own short timeout.
+//   - /healthz — the same as /readyz, for people: JSON detail per dependency.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stampede-shop/stampede/pkg/fixes"
+)
+
+// Check probes one dependency; it must honour ctx.
+type Check func(ctx context.Context) error
+
+type namedCheck struct {
+	name string
+	fn   Check
+}
+
+// Checker owns the probes of one service.
+type Checker struct {
+	board   *fixes.Board
+	timeout time.Duration
+	checks  []namedCheck
+
+	started  atomic.Bool
+	draining atomic.Bool
+}
+
+// New returns a Checker whose dependency checks each get timeout.
+func New(board *fixes.Board, timeout time.Duration) *Checker {
+	return &Checker{board: board, timeout: timeout}
+}
+
+// Add registers a dependency check. Call it before serving.
+func (h *Checker) Add(name string, fn Check) { h.checks = append(h.checks, namedCheck{name, fn}) }
+
+// MarkStarted records that start-up (dependencies, migrations) is done.
+func (h *Checker) MarkStarted() { h.started.Store(true) }
+
+// Started reports whether start-up is done.
+func (h *Checker) Started() bool { return h.started.Load() }
+
+// MarkDraining makes readiness fail, first step of a graceful shutdown.
+func (h *Checker) MarkDraining() { h.draining.Store(true) }
+
+// Result is the outcome of one check.
+type Result struct {
+	Status    string  `json:"status"` // "up" or "down"
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// Report is the JSON of /readyz and /healthz.
+type Report struct {
+	Status string            `json:"status"` // "ready", "starting", "draining" or "unavailable"
+	Checks map[string]Result `json:"checks"`
+}
+
+// Ready runs every check concurrently, each under its own timeout, so one
+// hung dependency costs the probe h.timeout, not the sum of all of them.
+func (h *Checker) Ready(ctx context.Context) Report {
+	results := make(map[string]Result, len(h.checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range h.checks {
+		wg.Go(func() {
+			r := h.run(ctx, c.fn)
+			mu.Lock()
+			results[c.name] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	rep := Report{Status: "ready", Checks: results}
+	for _, r := range results {
+		if r.Status != "up" {
+			rep.Status = "unavailable"
+		}
+	}
+	switch {
+	case h.draining.Load():
+		rep.Status = "draining"
+	case !h.started.Load():
+		rep.Status = "starting"
+	}
+	return rep
+}
+
+func (h *Checker) run(ctx context.Context, fn Check) Result {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	start := time.Now()
+	err := fn(ctx)
+	r := Result{Status: "up", LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		r.Status, r.Error = "down", err.Error()
+	}
+	return r
+}
+
+// HandleLive serves /livez.
+func (h *Checker) HandleLive(c *gin.Context) {
+	if !h.board.On(fixes.Probes) {
+		// The naive probe, as the incident had it: liveness pings the
+		// database through the same pool the requests starve. Under load it
+		// times out and the orchestrator kills a process that was only busy.
+		if rep := h.Ready(c.Request.Context()); rep.Status == "unavailable" {
+			c.JSON(http.StatusServiceUnavailable, rep)
+			return
+		}
+	}
+	// fix: probes — liveness is the process answering, nothing more.
+	c.JSON(http.StatusOK, gin.H{"status": "alive"})
+}
+
+// HandleReady serves /readyz and /healthz.
+func (h *Checker) HandleReady(c *gin.Context) {
+	rep := h.Ready(c.Request.Context())
+	status := http.StatusOK
+	if rep.Status != "ready" {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, rep)
+}
+
+// WaitReady is the start-up self-check: it runs every check until all pass,
+// logging one line per failing dependency per attempt, and gives up after
+// attempts tries so that a supervisor restarts a process that cannot start
+// rather than leaving it half alive.
+func (h *Checker) WaitReady(ctx context.Context, log *slog.Logger, attempts int, backoff time.Duration) error {
+	for attempt := 1; ; attempt++ {
+		var failed []error
+		for _, c := range h.checks {
+			r := h.run(ctx, c.fn)
+			if r.Status == "up" {
+				continue
+			}
+			failed = append(failed, fmt.Errorf("%s: %s", c.name, r.Error))
+			log.WarnContext(ctx, "waiting for dependency", "dependency", c.name, "attempt", attempt, "of", attempts, "error", r.Error)
+		}
+		if len(failed) == 0 {
+			for _, c := range h.checks {
+				log.InfoContext(ctx, "dependency ready", "dependency", c.name)
+			}
+			return nil
+		}
+		if attempt == attempts {
+			return fmt.Errorf("health: dependencies not ready after %d attempts: %w", attempts, errors.Join(failed...))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}
