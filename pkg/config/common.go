@@ -20,6 +20,10 @@ type Common struct {
 	NATSURL     string
 	AdminToken  Secret
 
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
+	// believed when finding a client's IP (TRUSTED_PROXIES, comma-separated).
+	TrustedProxies []string
+
 	// Fixes is the FIXES value: naive, resilient, or a list of fix names
 	// (parsed by package fixes, which knows the names).
 	Fixes string
@@ -66,6 +70,7 @@ func LoadCommon(e *Env, service, httpAddr, adminAddr string) Common {
 		RedisURL:        e.Secret("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		NATSURL:         e.DevDefault("NATS_URL", "nats://127.0.0.1:4222"),
 		AdminToken:      e.Secret("ADMIN_TOKEN", "dev-admin-token"),
+		TrustedProxies:  e.List("TRUSTED_PROXIES"),
 		Fixes:           e.String("FIXES", "resilient"),
 		EventsNamespace: e.String("EVENTS_NAMESPACE", ""),
 		RedisPrefix:     e.String("REDIS_KEY_PREFIX", service+":"),

@@ -154,6 +154,17 @@ func (e *Env) Secret(name, devDefault string) Secret {
 	return Secret{value: devDefault}
 }
 
+// List returns a comma-separated variable as its trimmed, non-empty items.
+func (e *Env) List(name string) []string {
+	var out []string
+	for _, item := range strings.Split(e.String(name, ""), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 // Int returns the variable as an integer in [min, max], or def when unset.
 func (e *Env) Int(name string, def, min, max int) int {
 	s := e.String(name, "")

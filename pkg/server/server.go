@@ -34,17 +34,19 @@ type Options struct {
 	Board    *fixes.Board
 	Registry *prometheus.Registry
 	Health   *health.Checker
-	// OnShutdown runs after the API has drained, within the grace period:
-	// stop consumers, flush the outbox, close pools.
-	OnShutdown []func(context.Context) error
 }
 
 // Server is a service's two listeners.
 type Server struct {
-	opts  Options
-	api   *gin.Engine
-	admin *gin.Engine
+	opts       Options
+	api        *gin.Engine
+	admin      *gin.Engine
+	onShutdown []func(context.Context) error
 }
+
+// OnShutdown adds a hook that runs after the API has drained, within the
+// grace period: stop consumers, flush the outbox. Call it before Run returns.
+func (s *Server) OnShutdown(fn func(context.Context) error) { s.onShutdown = append(s.onShutdown, fn) }
 
 // New builds the engines. Add the service's routes to API() and, if it has
 // any, its admin routes to Admin(); then call Run.
@@ -52,9 +54,22 @@ func New(o Options) *Server {
 	if o.Config.Production {
 		gin.SetMode(gin.ReleaseMode)
 	}
+	// Gin's debug output (route table, warnings) goes to the JSON log too.
+	gin.DebugPrintFunc = func(format string, values ...any) {
+		o.Log.Debug(strings.TrimSpace(fmt.Sprintf(format, values...)), "component", "gin")
+	}
+	gin.DebugPrintRouteFunc = func(method, path, handler string, handlers int) {
+		o.Log.Debug("route", "method", method, "path", path, "handlers", handlers)
+	}
 	s := &Server{opts: o, api: gin.New(), admin: gin.New()}
 	s.api.ContextWithFallback = true // c.Done()/c.Err() follow the request context
 	s.api.HandleMethodNotAllowed = true
+	// Forwarded headers are believed only from the configured proxies (the
+	// gateway); from anyone else they are a way to pick your own rate-limit key.
+	if err := s.api.SetTrustedProxies(o.Config.TrustedProxies); err != nil {
+		o.Log.Error("bad TRUSTED_PROXIES; trusting none", "error", err)
+		_ = s.api.SetTrustedProxies(nil)
+	}
 	log, board := o.Log, o.Board
 
 	// Probes come first, outside the middleware: they must answer even when
@@ -221,7 +236,7 @@ func (s *Server) shutdown(api, admin *http.Server) error {
 	if err := api.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain api: %w", err))
 	}
-	for _, hook := range s.opts.OnShutdown {
+	for _, hook := range s.onShutdown {
 		if err := hook(ctx); err != nil {
 			errs = append(errs, err)
 		}

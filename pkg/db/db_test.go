@@ -1,0 +1,167 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+var migrations = fstest.MapFS{
+	"0001_items.up.sql":   {Data: []byte(`CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);`)},
+	"0001_items.down.sql": {Data: []byte(`DROP TABLE items;`)},
+	// pg_sleep makes the race window wide: without the advisory lock the
+	// second replica would try to create the table while the first still is.
+	"0002_slow.up.sql":   {Data: []byte(`SELECT pg_sleep(0.3); ALTER TABLE items ADD COLUMN price bigint NOT NULL DEFAULT 0;`)},
+	"0002_slow.down.sql": {Data: []byte(`ALTER TABLE items DROP COLUMN price;`)},
+}
+
+func TestMigrateTwoReplicasAtOnce(t *testing.T) {
+	t.Parallel()
+	url := testkit.Database(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() { errs[i] = db.Migrate(context.Background(), url, migrations, quiet) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	d := open(t, url, fixes.Resilient, 2)
+	var version int
+	var dirty bool
+	err := d.Do(context.Background(), func(tx *gorm.DB) error {
+		return tx.Raw("SELECT version, dirty FROM schema_migrations").Row().Scan(&version, &dirty)
+	})
+	if err != nil || version != 2 || dirty {
+		t.Fatalf("schema version %d dirty=%v err=%v, want 2 clean", version, dirty, err)
+	}
+	// Applying again is a no-op.
+	if err := db.Migrate(context.Background(), url, migrations, quiet); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func open(t *testing.T, url string, set fixes.Set, maxOpen int) *db.DB {
+	t.Helper()
+	d, err := db.Open(url, config.DB{MaxOpen: maxOpen, MaxIdle: maxOpen, AcquireTimeout: 50 * time.Millisecond, StatementTimeout: time.Second}, fixes.NewBoard(set, quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// holdAll occupies every slot of the pool until the returned func is called.
+func holdAll(t *testing.T, d *db.DB, n int) (release func()) {
+	t.Helper()
+	stop := make(chan struct{})
+	held := make(chan struct{}, n)
+	for range n {
+		go d.Do(context.Background(), func(tx *gorm.DB) error {
+			held <- struct{}{}
+			<-stop
+			return nil
+		})
+	}
+	for range n {
+		<-held
+	}
+	return func() { close(stop) }
+}
+
+func TestPoolGuard(t *testing.T) {
+	t.Parallel()
+	url := testkit.Database(t)
+
+	t.Run("fix on: a full pool answers PoolTimeout", func(t *testing.T) {
+		d := open(t, url, fixes.Resilient, 2)
+		release := holdAll(t, d, 2)
+		defer release()
+		// The caller's context would wait an hour; the guard does not.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		err := d.Do(ctx, func(*gorm.DB) error { return nil })
+		var pt *db.PoolTimeout
+		if !errors.As(err, &pt) || pt.Code() != "pool_timeout" || pt.RetryAfter() <= 0 {
+			t.Fatalf("got %v, want *db.PoolTimeout", err)
+		}
+	})
+
+	t.Run("fix off: a full pool waits as long as the caller does", func(t *testing.T) {
+		d := open(t, url, fixes.Naive, 2)
+		release := holdAll(t, d, 2)
+		defer release()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		err := d.Do(ctx, func(*gorm.DB) error { return nil })
+		var pt *db.PoolTimeout
+		if errors.As(err, &pt) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want the caller's own deadline (no guard)", err)
+		}
+	})
+
+	t.Run("a freed slot is reused", func(t *testing.T) {
+		d := open(t, url, fixes.Resilient, 1)
+		for range 5 {
+			if err := d.Do(context.Background(), func(tx *gorm.DB) error { return tx.Exec("SELECT 1").Error }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestStatementTimeout(t *testing.T) {
+	t.Parallel()
+	url := testkit.Database(t)
+	for _, tt := range []struct {
+		set     fixes.Set
+		timeout bool
+	}{{fixes.Resilient, true}, {fixes.Naive, false}} {
+		d := open(t, url, tt.set, 1)
+		var setting string
+		err := d.Do(context.Background(), func(tx *gorm.DB) error {
+			return tx.Raw("SHOW statement_timeout").Row().Scan(&setting)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := setting == "1s"; got != tt.timeout {
+			t.Errorf("fixes=%s: statement_timeout=%s", tt.set, setting)
+		}
+	}
+}
+
+func TestEnsureDatabase(t *testing.T) {
+	t.Parallel()
+	url := testkit.Database(t)
+	// Exists already: no error, twice.
+	for range 2 {
+		if err := db.EnsureDatabase(context.Background(), url); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpenRefusesMalformedURLWithoutEchoingIt(t *testing.T) {
+	_, err := db.Open("postgres://u:pa ss@%zz/db", config.DB{MaxOpen: 1}, nil)
+	if err == nil || err.Error() != "db: DATABASE_URL is malformed" {
+		t.Fatalf("got %v", err)
+	}
+}

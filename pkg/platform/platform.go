@@ -1,0 +1,119 @@
+// Package platform wires what every service starts with — logger, tracing,
+// metrics, fix switches, Postgres, Redis, NATS, probes and the server — so that
+// a service's main.go only adds what is its own.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stampede-shop/stampede/pkg/cache"
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/events"
+	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/health"
+	"github.com/stampede-shop/stampede/pkg/logging"
+	"github.com/stampede-shop/stampede/pkg/server"
+	"github.com/stampede-shop/stampede/pkg/telemetry"
+)
+
+// Platform is a service's shared machinery, opened but not yet connected.
+type Platform struct {
+	Config   config.Common
+	Log      *slog.Logger
+	Board    *fixes.Board
+	Registry *prometheus.Registry
+	DB       *db.DB
+	Redis    *redis.Client
+	Cache    *cache.Store
+	NATS     *nats.Conn
+	JS       jetstream.JetStream
+	Health   *health.Checker
+	Server   *server.Server
+
+	closers []func(context.Context) error
+}
+
+// Open builds the platform. Nothing here waits for a dependency: clients
+// connect lazily, so the probes can answer while Start waits for them.
+func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(string) string) (*Platform, error) {
+	log := logging.New(stdout, cfg.Service, cfg.LogLevel)
+	set, err := fixes.Parse(cfg.Fixes)
+	if err != nil {
+		return nil, &config.Error{Var: "FIXES", Problem: err.Error()}
+	}
+	p := &Platform{Config: cfg, Log: log, Board: fixes.NewBoard(set, log), Registry: telemetry.NewRegistry()}
+
+	shutdownTracing, err := telemetry.SetupTracing(ctx, cfg.Service, getenv)
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, shutdownTracing)
+
+	if p.DB, err = db.Open(cfg.DatabaseURL.Reveal(), cfg.DB, p.Board); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func(context.Context) error { return p.DB.Close() })
+	telemetry.RegisterDBPool(p.Registry, cfg.Service, p.DB.SQL())
+
+	if p.Redis, err = cache.Open(cfg.RedisURL.Reveal()); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func(context.Context) error { return p.Redis.Close() })
+	p.Cache = cache.NewStore(p.Redis, cfg.RedisPrefix)
+	telemetry.RegisterRedisPool(p.Registry, p.Redis)
+
+	if p.NATS, p.JS, err = events.Connect(cfg.NATSURL, cfg.Service, log); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func(context.Context) error { p.NATS.Close(); return nil })
+
+	p.Health = health.New(p.Board, time.Second)
+	p.Health.Add("postgres", p.DB.Ping)
+	p.Health.Add("redis", func(ctx context.Context) error { return p.Redis.Ping(ctx).Err() })
+	p.Health.Add("nats", events.Check(p.NATS, p.JS))
+
+	p.Server = server.New(server.Options{Config: cfg, Log: log, Board: p.Board, Registry: p.Registry, Health: p.Health})
+	return p, nil
+}
+
+// Prepare is the start-up every service shares: wait for the dependencies
+// (bounded: about a minute, then the process exits and its supervisor
+// restarts it), apply the migrations under Postgres's advisory lock, and
+// declare the ORDERS stream.
+func (p *Platform) Prepare(ctx context.Context, migrations fs.FS) error {
+	if err := p.Health.WaitReady(ctx, p.Log, 60, time.Second); err != nil {
+		return err
+	}
+	if err := db.Migrate(ctx, p.Config.DatabaseURL.Reveal(), migrations, p.Log); err != nil {
+		return err
+	}
+	return events.EnsureOrdersStream(ctx, p.JS, events.Orders(p.Config.EventsNamespace))
+}
+
+// Close releases everything Open made, newest first.
+func (p *Platform) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		if err := p.closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("platform: close: %w", err)
+	}
+	return nil
+}

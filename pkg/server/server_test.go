@@ -1,0 +1,177 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/health"
+	"github.com/stampede-shop/stampede/pkg/server"
+	"github.com/stampede-shop/stampede/pkg/telemetry"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+type harness struct {
+	api, admin string
+	release    chan struct{} // closes to let /slow finish
+	entered    chan struct{} // /slow has started
+	checks     *health.Checker
+	errc       chan error
+	cancel     context.CancelFunc
+}
+
+// start runs a Server with a /slow route; startup blocks until unblock closes.
+func start(t *testing.T, fixesValue string, unblock <-chan struct{}) *harness {
+	t.Helper()
+	h := &harness{api: testkit.FreeAddr(t), admin: testkit.FreeAddr(t), release: make(chan struct{}), entered: make(chan struct{}, 1), errc: make(chan error, 1)}
+	b := board(t, fixesValue)
+	h.checks = health.New(b, time.Second)
+	cfg := config.Common{Service: "test", HTTPAddr: h.api, AdminAddr: h.admin, AdminToken: config.NewSecret("tok"),
+		Requests: config.Requests{Timeout: 5 * time.Second, BodyLimit: 1 << 10, ShutdownGrace: 5 * time.Second, DrainDelay: 300 * time.Millisecond}}
+	srv := server.New(server.Options{Config: cfg, Log: quiet, Board: b, Registry: telemetry.NewRegistry(), Health: h.checks})
+	srv.API().GET("/slow", func(c *gin.Context) {
+		h.entered <- struct{}{}
+		<-h.release
+		c.String(200, "done")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	t.Cleanup(cancel)
+	go func() { h.errc <- srv.Run(ctx, func(context.Context) error { <-unblock; return nil }) }()
+	waitFor(t, "http://"+h.api+"/livez", 200)
+	return h
+}
+
+func waitFor(t *testing.T, url string, status int) {
+	t.Helper()
+	for range 200 {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == status {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered %d", url, status)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestStartupGate(t *testing.T) {
+	unblock := make(chan struct{})
+	h := start(t, "resilient", unblock)
+	if code, body := get(t, "http://"+h.api+"/slow"); code != 503 || !strings.Contains(body, `"code":"starting"`) {
+		t.Fatalf("before start-up: got %d %s, want 503 starting", code, body)
+	}
+	if code, body := get(t, "http://"+h.api+"/readyz"); code != 503 || !strings.Contains(body, `"status":"starting"`) {
+		t.Fatalf("readyz before start-up: got %d %s", code, body)
+	}
+	close(unblock)
+	waitFor(t, "http://"+h.api+"/readyz", 200)
+	if code, body := get(t, "http://"+h.api+"/nope"); code != 404 || !strings.Contains(body, `"code":"not_found"`) {
+		t.Fatalf("unknown route: %d %s", code, body)
+	}
+}
+
+func TestAdminListener(t *testing.T) {
+	unblock := make(chan struct{})
+	close(unblock)
+	h := start(t, "resilient", unblock)
+	if code, body := get(t, "http://"+h.admin+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics: %d", code)
+	}
+	if code, body := get(t, "http://"+h.admin+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("/debug/pprof/: %d", code)
+	}
+	if code, _ := get(t, "http://"+h.admin+"/admin/fixes"); code != 401 {
+		t.Fatalf("/admin/fixes without token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.admin+"/admin/fixes", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/admin/fixes with token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	unblock := make(chan struct{})
+	close(unblock)
+
+	t.Run("fix on: in-flight request completes, readiness fails first", func(t *testing.T) {
+		h := start(t, "resilient", unblock)
+		waitFor(t, "http://"+h.api+"/readyz", 200)
+		result := make(chan string, 1)
+		go func() {
+			resp, err := http.Get("http://" + h.api + "/slow")
+			if err != nil {
+				result <- "error: " + err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			result <- string(b)
+		}()
+		<-h.entered
+		h.cancel() // SIGTERM
+		waitFor(t, "http://"+h.api+"/readyz", 503)
+		close(h.release)
+		if got := <-result; got != "done" {
+			t.Fatalf("in-flight request: got %q, want it completed", got)
+		}
+		if err := <-h.errc; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
+
+	t.Run("fix off: in-flight request is cut off", func(t *testing.T) {
+		h := start(t, "naive", unblock)
+		result := make(chan error, 1)
+		go func() {
+			resp, err := http.Get("http://" + h.api + "/slow")
+			if err == nil {
+				resp.Body.Close()
+			}
+			result <- err
+		}()
+		<-h.entered
+		h.cancel()
+		if err := <-h.errc; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if err := <-result; err == nil {
+			t.Fatal("without the fix the request should have been cut off")
+		}
+		close(h.release)
+	})
+}
+
+func TestStartupFailureStopsRun(t *testing.T) {
+	h := &harness{api: testkit.FreeAddr(t), admin: testkit.FreeAddr(t)}
+	b := board(t, "resilient")
+	cfg := config.Common{Service: "test", HTTPAddr: h.api, AdminAddr: h.admin}
+	srv := server.New(server.Options{Config: cfg, Log: quiet, Board: b, Registry: telemetry.NewRegistry(), Health: health.New(b, time.Second)})
+	want := errors.New("postgres never came")
+	err := srv.Run(context.Background(), func(context.Context) error { return want })
+	if !errors.Is(err, want) {
+		t.Fatalf("got %v, want the start-up error", err)
+	}
+}

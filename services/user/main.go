@@ -1,0 +1,67 @@
+// Command user is Stampede's user service: accounts, sessions and loyalty
+// points. main only calls run, so tests start the real service in-process
+// with an environment of their own.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/stampede-shop/stampede/pkg/auth"
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/events"
+	"github.com/stampede-shop/stampede/pkg/platform"
+	"github.com/stampede-shop/stampede/services/user/account"
+	"github.com/stampede-shop/stampede/services/user/migrations"
+	"github.com/stampede-shop/stampede/services/user/nats"
+	"github.com/stampede-shop/stampede/services/user/postgres"
+	"github.com/stampede-shop/stampede/services/user/redis"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "user:", err)
+		if config.IsError(err) {
+			os.Exit(config.ExitCode)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	p, err := platform.Open(ctx, cfg.Common, stdout, getenv)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	tokens := auth.NewTokens(cfg.JWTSecret.Reveal(), cfg.TokenTTL)
+	svc, err := account.NewService(postgres.NewStore(p.DB), redis.NewProfiles(p.Cache, cfg.ProfileTTL), tokens, cfg.BcryptCost, p.Log)
+	if err != nil {
+		return err
+	}
+	addRoutes(p.Server.API(), p, cfg, svc, tokens)
+
+	return p.Server.Run(ctx, func(ctx context.Context) error {
+		if err := p.Prepare(ctx, migrations.FS); err != nil {
+			return err
+		}
+		stopPoints, err := nats.ConsumePoints(ctx, p.JS, events.Orders(cfg.EventsNamespace), svc, p.Log)
+		if err != nil {
+			return err
+		}
+		p.Server.OnShutdown(func(context.Context) error { stopPoints(); return nil })
+		return nil
+	})
+}
