@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -51,16 +52,7 @@ func (s *Server) OnShutdown(fn func(context.Context) error) { s.onShutdown = app
 // New builds the engines. Add the service's routes to API() and, if it has
 // any, its admin routes to Admin(); then call Run.
 func New(o Options) *Server {
-	if o.Config.Production {
-		gin.SetMode(gin.ReleaseMode)
-	}
-	// Gin's debug output (route table, warnings) goes to the JSON log too.
-	gin.DebugPrintFunc = func(format string, values ...any) {
-		o.Log.Debug(strings.TrimSpace(fmt.Sprintf(format, values...)), "component", "gin")
-	}
-	gin.DebugPrintRouteFunc = func(method, path, handler string, handlers int) {
-		o.Log.Debug("route", "method", method, "path", path, "handlers", handlers)
-	}
+	configureGin(o)
 	s := &Server{opts: o, api: gin.New(), admin: gin.New()}
 	s.api.ContextWithFallback = true // c.Done()/c.Err() follow the request context
 	s.api.HandleMethodNotAllowed = true
@@ -100,6 +92,25 @@ func New(o Options) *Server {
 	admin.GET("/fixes", board.HandleGet)
 	admin.PUT("/fixes", board.HandlePut(func(*gin.Context) string { return "admin-api" }))
 	return s
+}
+
+// ginOnce guards Gin's process-wide settings: one process may run several
+// servers (tests do), and the first one sets them.
+var ginOnce sync.Once
+
+func configureGin(o Options) {
+	ginOnce.Do(func() {
+		if o.Config.Production {
+			gin.SetMode(gin.ReleaseMode)
+		}
+		// Gin's debug output (route table, warnings) goes to the JSON log too.
+		gin.DebugPrintFunc = func(format string, values ...any) {
+			o.Log.Debug(strings.TrimSpace(fmt.Sprintf(format, values...)), "component", "gin")
+		}
+		gin.DebugPrintRouteFunc = func(method, path, _ string, handlers int) {
+			o.Log.Debug("route", "method", method, "path", path, "handlers", handlers)
+		}
+	})
 }
 
 // API returns the API engine, for the service's routes.

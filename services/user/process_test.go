@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// build compiles the service once, for tests that need a real process:
+// exit codes and signals.
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "stampede-user-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "user")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+func environ(env map[string]string) []string {
+	out := []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func TestMissingDatabaseURLExitsWithCode2(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(build(t))
+	cmd.Env = environ(map[string]string{"JWT_SECRET": testSecret})
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("got %v, want exit code 2", err)
+	}
+	if got := strings.TrimSpace(stderr.String()); got != "user: config: DATABASE_URL: is required" {
+		t.Fatalf("stderr %q, want one line naming DATABASE_URL", got)
+	}
+}
+
+func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(build(t))
+	cmd.Env = environ(map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://u:hunter2@db/users",
+		"REDIS_URL": "redis://r:6379", "NATS_URL": "nats://n:4222", "ADMIN_TOKEN": "real-admin-token"})
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "JWT_SECRET") {
+		t.Fatalf("got %v %q, want exit 2 naming JWT_SECRET", err, out)
+	}
+	if strings.Contains(string(out), "hunter2") {
+		t.Fatal("a secret reached the output")
+	}
+}
+
+// A request is in flight when SIGTERM arrives: its body is still arriving.
+// The request must complete, then the process must exit 0.
+func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	env["SHUTDOWN_DRAIN_DELAY"] = "200ms"
+	cmd := exec.Command(build(t))
+	cmd.Env = environ(env)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	in := &instance{logs: logs}
+	in.api, in.admin = listening(t, logs)
+	in.waitStatus(t, "/readyz", 200, 20*time.Second)
+
+	body := `{"email":"slow@example.com","password":"correct horse battery","name":"Slow"}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(in.api, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(100 * time.Millisecond) // the server is now reading the body
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	in.waitStatus(t, "/readyz", 503, 5*time.Second) // readiness fails first
+	if _, err := conn.Write([]byte(body[10:])); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request lost: %v\n%s", err, logs.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight request: %d, want 201", resp.StatusCode)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v, want 0\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"message":"stopped gracefully"`) {
+		t.Fatal("no graceful stop logged")
+	}
+}
+
+// Started while Postgres is unreachable, the service waits and says so,
+// stays alive, reports not ready, and becomes ready once Postgres is back.
+func TestWaitsForPostgres(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", false)
+	env["DATABASE_URL"] = strings.Replace(env["DATABASE_URL"], "127.0.0.1:5432", proxy.Addr, 1)
+	in := startWith(t, env)
+
+	in.waitStatus(t, "/livez", 200, 5*time.Second)
+	for !strings.Contains(in.logs.String(), `"attempt":2`) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := in.do(t, "GET", "/readyz", "", "")
+	if pg := r.Body["checks"].(map[string]any)["postgres"].(map[string]any); r.Status != 503 || pg["status"] != "down" {
+		t.Fatalf("readyz with Postgres down: %d %s", r.Status, r.Raw)
+	}
+	if r := in.do(t, "POST", "/v1/users", "", `{}`); r.Status != 503 || r.errCode() != "starting" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("API before start-up: %d %s", r.Status, r.Raw)
+	}
+	if n := strings.Count(in.logs.String(), `"message":"waiting for dependency","service":"user","dependency":"postgres"`); n < 2 {
+		t.Fatalf("want a log line per retry, got %d", n)
+	}
+
+	proxy.SetUp(true)
+	in.waitStatus(t, "/readyz", 200, 10*time.Second)
+	in.register(t, "late@example.com")
+}
