@@ -68,7 +68,7 @@ func (t *Tokens) Verify(token string) (int64, error) {
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	id, err := strconv.ParseInt(claims.Subject, 10, 64)
 	if err != nil || id <= 0 {

@@ -165,15 +165,15 @@ func (e *Env) List(name string) []string {
 	return out
 }
 
-// Int returns the variable as an integer in [min, max], or def when unset.
-func (e *Env) Int(name string, def, min, max int) int {
+// Int returns the variable as an integer in [lo, hi], or def when unset.
+func (e *Env) Int(name string, def, lo, hi int) int {
 	s := e.String(name, "")
 	if s == "" {
 		return def
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		e.fail(name, fmt.Sprintf("must be an integer in [%d, %d], got %q", min, max, s))
+	if err != nil || n < lo || n > hi {
+		e.fail(name, fmt.Sprintf("must be an integer in [%d, %d], got %q", lo, hi, s))
 		return def
 	}
 	return n

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -57,10 +58,9 @@ func TestLoadCommonErrors(t *testing.T) {
 				return
 			}
 			var ce *config.Error
-			if !config.IsError(err) {
+			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a config error naming %s", err, tt.wantVar)
 			}
-			ce = err.(*config.Error)
 			if ce.Var != tt.wantVar {
 				t.Fatalf("error names %s (%v), want %s", ce.Var, err, tt.wantVar)
 			}

@@ -137,7 +137,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, durable, subje
 // Decode decodes data into v, marking failures permanent.
 func Decode(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: decode: %v", ErrPermanent, err)
+		return fmt.Errorf("%w: decode: %w", ErrPermanent, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -85,7 +86,7 @@ func Recover(log *slog.Logger, board *fixes.Board) gin.HandlerFunc {
 		// fix: recovery — a panicking request answers 500 and the process lives on.
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
+				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p) // the deliberate way to abort a response; not ours to swallow
 				}
 				log.ErrorContext(c.Request.Context(), "panic recovered", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))

@@ -82,7 +82,7 @@ func TestGoRecoversPanics(t *testing.T) {
 	})
 	t.Run("no panic", func(t *testing.T) {
 		want := errors.New("plain")
-		if err := <-server.Go(context.Background(), quiet, board(t, "recovery"), func(context.Context) error { return want }); err != want {
+		if err := <-server.Go(context.Background(), quiet, board(t, "recovery"), func(context.Context) error { return want }); !errors.Is(err, want) {
 			t.Fatalf("got %v", err)
 		}
 	})

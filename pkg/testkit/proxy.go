@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -24,7 +25,8 @@ type Proxy struct {
 // NewProxy listens on 127.0.0.1 and forwards to target while up.
 func NewProxy(t testing.TB, target string, up bool) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testkit: proxy: %v", err)
 	}
@@ -65,14 +67,15 @@ func (p *Proxy) serve() {
 			in.Close()
 			continue
 		}
-		out, err := net.Dial("tcp", p.target)
+		var d net.Dialer
+		out, err := d.DialContext(context.Background(), "tcp", p.target)
 		if err != nil {
 			in.Close()
 			continue
 		}
 		p.track(in)
 		p.track(out)
-		go func() { io.Copy(out, in); out.Close() }()
-		go func() { io.Copy(in, out); in.Close() }()
+		go func() { _, _ = io.Copy(out, in); out.Close() }()
+		go func() { _, _ = io.Copy(in, out); in.Close() }()
 	}
 }

@@ -138,7 +138,8 @@ func NATS(t testing.TB) (jetstream.JetStream, string) {
 // ago, for services under test to listen on.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testkit: free port: %v", err)
 	}

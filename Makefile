@@ -1,0 +1,41 @@
+# Stampede's front door. `make help` lists the targets.
+
+GO            ?= go
+MODULE        := github.com/stampede-shop/stampede
+# Every module of the workspace (go.work): pkg, the services, loadtest.
+PACKAGES      := $(MODULE)/...
+SERVICES      := user
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+PG            ?= postgres://postgres@127.0.0.1:5432
+TEST_FLAGS    ?= -race -count=1 -timeout 10m
+
+.PHONY: help test vet unit build dev lint tidy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+test: vet ## vet, then every module's unit and integration tests with -race (needs local Postgres, Redis, NATS)
+	$(GO) test $(TEST_FLAGS) $(PACKAGES)
+
+vet: ## go vet every module
+	$(GO) vet $(PACKAGES)
+
+unit: ## only the tests that need no Postgres, Redis or NATS
+	$(GO) test -race -count=1 $(MODULE)/pkg/config/... $(MODULE)/pkg/fixes/... $(MODULE)/pkg/web/... $(MODULE)/pkg/logging/... $(MODULE)/services/user/account/...
+
+build: ## build the service binaries into bin/
+	@mkdir -p bin
+	@for s in $(SERVICES); do echo "go build -o bin/$$s ./services/$$s"; $(GO) build -trimpath -o bin/$$s ./services/$$s || exit 1; done
+
+dev: build ## run the services natively against the local Postgres, Redis and NATS (Ctrl-C stops them gracefully)
+	$(GO) run ./pkg/cmd/createdb $(foreach s,$(SERVICES),$(PG)/stampede_$(s))
+	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
+
+lint: ## golangci-lint at a pinned version (config: .golangci.yml)
+	$(GO) run $(GOLANGCI_LINT) run $(foreach m,pkg $(addprefix services/,$(SERVICES)),./$(m)/...)
+
+tidy: ## go mod tidy in every module
+	@for m in $$($(GO) list -m -f '{{.Dir}}'); do (cd $$m && $(GO) mod tidy) || exit 1; done
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,5 @@
+module github.com/stampede-shop/stampede/loadtest
+
+go 1.26.0
+
+

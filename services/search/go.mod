@@ -1,0 +1,5 @@
+module github.com/stampede-shop/stampede/services/search
+
+go 1.26.0
+
+
