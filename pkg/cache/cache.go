@@ -76,6 +76,72 @@ func (s *Store) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	return nil
 }
 
+// Ticket is handed out by a Lookup miss and redeemed by Fill.
+type Ticket string
+
+// versionTTL outlives any read that could still hold a ticket.
+const versionTTL = 24 * time.Hour
+
+// Lookup is Get for cache-aside reads: on a miss it also returns a Ticket to
+// pass to Fill once the value has been loaded from the database.
+//
+// Plain "read the database, then Set" has a race every cache-aside system
+// meets sooner or later: a reader loads the old row, a writer commits and
+// deletes the entry, then the reader writes its old copy back, and that stale
+// copy is served until it expires. Invalidate bumps a version per key; a Fill
+// lands only if the version is still the one its Lookup saw.
+func (s *Store) Lookup(ctx context.Context, key string, v any) (bool, Ticket, error) {
+	vals, err := s.rdb.MGet(ctx, s.Key(key), s.Key(key)+"#v").Result()
+	if err != nil {
+		return false, "", fmt.Errorf("cache: lookup %s: %w", key, err)
+	}
+	version, _ := vals[1].(string)
+	raw, ok := vals[0].(string)
+	if !ok {
+		return false, Ticket(version), nil
+	}
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		return false, Ticket(version), fmt.Errorf("cache: decode %s: %w", key, err)
+	}
+	return true, Ticket(version), nil
+}
+
+var fill = redis.NewScript(`
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// Fill stores v at key for ttl unless the key was invalidated after the
+// Lookup that issued t; stored reports which.
+func (s *Store) Fill(ctx context.Context, key string, v any, ttl time.Duration, t Ticket) (bool, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("cache: encode %s: %w", key, err)
+	}
+	n, err := fill.Run(ctx, s.rdb, []string{s.Key(key), s.Key(key) + "#v"}, string(t), b, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("cache: fill %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// Invalidate deletes keys and voids every ticket issued for them.
+func (s *Store) Invalidate(ctx context.Context, keys ...string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, s.Key(k))
+			p.Incr(ctx, s.Key(k)+"#v")
+			p.Expire(ctx, s.Key(k)+"#v", versionTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: invalidate: %w", err)
+	}
+	return nil
+}
+
 // Delete removes keys.
 func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	full := make([]string, len(keys))

@@ -49,3 +49,47 @@ func TestOpenRefusesMalformedURL(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// The race of cache-aside, step by step: a reader misses and loads the old
+// value; meanwhile a writer commits and invalidates; then the reader writes
+// back. With Fill the stale copy is refused; with a plain Set it would stick.
+func TestFillRefusesAValueOlderThanTheLastInvalidation(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	s := cache.NewStore(rdb, prefix)
+	ctx := context.Background()
+	var v int
+
+	found, ticket, err := s.Lookup(ctx, "points", &v) // reader: miss
+	if found || err != nil {
+		t.Fatalf("lookup: %v %v", found, err)
+	}
+	oldValue := 19                                      // reader: loaded from the database
+	if err := s.Invalidate(ctx, "points"); err != nil { // writer: committed 24, invalidates
+		t.Fatal(err)
+	}
+	stored, err := s.Fill(ctx, "points", oldValue, time.Minute, ticket) // reader: writes back
+	if err != nil || stored {
+		t.Fatalf("stale fill stored=%v err=%v, want refused", stored, err)
+	}
+	if found, _, _ := s.Lookup(ctx, "points", &v); found {
+		t.Fatalf("the stale value %d is cached", v)
+	}
+
+	// The next reader's fill, with a fresh ticket, lands.
+	_, ticket, _ = s.Lookup(ctx, "points", &v)
+	if stored, err := s.Fill(ctx, "points", 24, time.Minute, ticket); !stored || err != nil {
+		t.Fatalf("fresh fill stored=%v err=%v", stored, err)
+	}
+	if found, _, _ := s.Lookup(ctx, "points", &v); !found || v != 24 {
+		t.Fatalf("got %v %d, want 24", found, v)
+	}
+
+	// For contrast, the naive Set has no way to know and caches the old value.
+	_, _, _ = s.Lookup(ctx, "naive", &v)
+	_ = s.Invalidate(ctx, "naive")
+	_ = s.Set(ctx, "naive", oldValue, time.Minute)
+	if found, _, _ := s.Lookup(ctx, "naive", &v); !found || v != oldValue {
+		t.Fatal("expected the naive Set to cache the stale value")
+	}
+}

@@ -61,10 +61,14 @@ type Store interface {
 
 // ProfileCache keeps profiles close at hand. It is an optimisation: every
 // method may fail, and the service then goes to the Store.
+//
+// A miss hands out a ticket; Fill with it stores the profile loaded from the
+// Store only if no Invalidate came in between, so a slow reader can never put
+// back a profile older than the last write.
 type ProfileCache interface {
-	Get(ctx context.Context, id int64) (Profile, bool, error)
-	Set(ctx context.Context, p Profile) error
-	Delete(ctx context.Context, id int64) error
+	Get(ctx context.Context, id int64) (p Profile, found bool, ticket string, err error)
+	Fill(ctx context.Context, p Profile, ticket string) error
+	Invalidate(ctx context.Context, id int64) error
 }
 
 // Password rules: long enough to resist guessing, short enough for bcrypt,

@@ -78,11 +78,11 @@ func (s *Service) Login(ctx context.Context, c Credentials) (Session, error) {
 
 // Profile returns a user's profile, from the cache when it has it.
 func (s *Service) Profile(ctx context.Context, id int64) (Profile, error) {
-	p, ok, err := s.cache.Get(ctx, id)
+	p, found, ticket, err := s.cache.Get(ctx, id)
 	if err != nil {
 		s.log.WarnContext(ctx, "profile cache read failed; reading the database", "error", err)
 	}
-	if ok {
+	if found {
 		return p, nil
 	}
 	u, err := s.store.ByID(ctx, id)
@@ -90,7 +90,7 @@ func (s *Service) Profile(ctx context.Context, id int64) (Profile, error) {
 		return Profile{}, err
 	}
 	p = u.Profile()
-	if err := s.cache.Set(ctx, p); err != nil {
+	if err := s.cache.Fill(ctx, p, ticket); err != nil {
 		s.log.WarnContext(ctx, "profile cache write failed", "error", err)
 	}
 	return p, nil
@@ -115,7 +115,7 @@ func (s *Service) ApplyOrderCreated(ctx context.Context, ev events.OrderCreated)
 		s.log.InfoContext(ctx, "duplicate event ignored", "event_id", ev.EventID)
 		return nil
 	}
-	if err := s.cache.Delete(ctx, ev.UserID); err != nil {
+	if err := s.cache.Invalidate(ctx, ev.UserID); err != nil {
 		// The entry expires on its own within its TTL; points show late, not wrong.
 		s.log.WarnContext(ctx, "profile cache invalidation failed", "user_id", ev.UserID, "error", err)
 	}

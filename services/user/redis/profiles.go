@@ -25,19 +25,20 @@ var _ account.ProfileCache = (*Profiles)(nil)
 
 func key(id int64) string { return "profile:" + strconv.FormatInt(id, 10) }
 
-// Get returns the cached profile of id, if any.
-func (p *Profiles) Get(ctx context.Context, id int64) (account.Profile, bool, error) {
+// Get returns the cached profile of id, or a miss with a fill ticket.
+func (p *Profiles) Get(ctx context.Context, id int64) (account.Profile, bool, string, error) {
 	var prof account.Profile
-	ok, err := p.store.Get(ctx, key(id), &prof)
-	return prof, ok, err
+	found, ticket, err := p.store.Lookup(ctx, key(id), &prof)
+	return prof, found, string(ticket), err
 }
 
-// Set caches prof.
-func (p *Profiles) Set(ctx context.Context, prof account.Profile) error {
-	return p.store.Set(ctx, key(prof.ID), prof, p.ttl)
+// Fill caches prof unless it was invalidated since the Get that gave ticket.
+func (p *Profiles) Fill(ctx context.Context, prof account.Profile, ticket string) error {
+	_, err := p.store.Fill(ctx, key(prof.ID), prof, p.ttl, cache.Ticket(ticket))
+	return err
 }
 
-// Delete drops the cached profile of id.
-func (p *Profiles) Delete(ctx context.Context, id int64) error {
-	return p.store.Delete(ctx, key(id))
+// Invalidate drops the cached profile of id and voids outstanding tickets.
+func (p *Profiles) Invalidate(ctx context.Context, id int64) error {
+	return p.store.Invalidate(ctx, key(id))
 }
