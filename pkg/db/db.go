@@ -11,12 +11,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
-	"gorm.io/plugin/opentelemetry/tracing"
 
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/fixes"
@@ -46,6 +46,8 @@ func Open(url string, cfg config.DB, board *fixes.Board) (*DB, error) {
 		pgxCfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
 		pgxCfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt((5 * cfg.StatementTimeout).Milliseconds(), 10)
 	}
+	// Trace at the driver: every statement GORM sends passes through pgx.
+	pgxCfg.Tracer = otelpgx.NewTracer()
 	sqlDB := stdlib.OpenDB(*pgxCfg)
 	sqlDB.SetMaxOpenConns(cfg.MaxOpen)
 	sqlDB.SetMaxIdleConns(cfg.MaxIdle)
@@ -60,9 +62,6 @@ func Open(url string, cfg config.DB, board *fixes.Board) (*DB, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("db: gorm: %w", err)
-	}
-	if err := g.Use(tracing.NewPlugin(tracing.WithoutMetrics())); err != nil {
-		return nil, fmt.Errorf("db: tracing plugin: %w", err)
 	}
 	return &DB{gorm: g, sql: sqlDB, gate: make(chan struct{}, cfg.MaxOpen), wait: cfg.AcquireTimeout, board: board}, nil
 }
