@@ -60,3 +60,23 @@ func RateLimit(l Limiter, key KeyFunc, board *fixes.Board, log *slog.Logger) gin
 }
 
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+
+// Shed is Gin middleware that admits a request through sh or answers 503
+// with Retry-After at once. Put it before anything that costs: the probes
+// and the admin listener are outside it by construction (see package server).
+func Shed(sh *Shedder, board *fixes.Board, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !board.On(fixes.Shedding) {
+			c.Next()
+			return
+		}
+		// fix: shedding — excess work is refused at the door, not queued.
+		p, err := sh.Acquire(c.Request.Context())
+		if err != nil {
+			web.Abort(c, log, err)
+			return
+		}
+		defer p.Release()
+		c.Next()
+	}
+}

@@ -1,0 +1,203 @@
+package resilience
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ShedSettings configure a Shedder. The zero value of a field means its
+// default, chosen as follows.
+//
+//   - Target 100 ms: the latency admitted work should stay under. It is the
+//     service's latency objective, which you already have; the limit adapts
+//     to whatever concurrency keeps latency under it. (Gradient limiters infer
+//     a target from a measured baseline instead, but under sustained queueing
+//     the baseline itself creeps up, and the limit with it.)
+//   - InitialLimit 20, MinLimit 2, MaxLimit 1000: start near a database
+//     pool's size; never shut the door completely; never pretend to be
+//     infinite.
+//   - Backoff 0.9, at most once per Target: a limit that halves on one slow
+//     request oscillates; ten percent per latency interval converges in a
+//     second or two and does not overreact.
+//   - QueueSize 16, QueueWait 10 ms: a short queue absorbs the jitter of a
+//     burst (a request arriving a microsecond before a slot frees is not
+//     refused), and is too short to hide an overload.
+type ShedSettings struct {
+	Name         string
+	Target       time.Duration
+	InitialLimit int
+	MinLimit     int
+	MaxLimit     int
+	Backoff      float64
+	QueueSize    int
+	QueueWait    time.Duration
+}
+
+func (s ShedSettings) withDefaults() ShedSettings {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&s.InitialLimit, 20)
+	def(&s.MinLimit, 2)
+	def(&s.MaxLimit, 1000)
+	def(&s.QueueSize, 16)
+	if s.Target <= 0 {
+		s.Target = 100 * time.Millisecond
+	}
+	if s.Backoff <= 0 || s.Backoff >= 1 {
+		s.Backoff = 0.9
+	}
+	if s.QueueWait <= 0 {
+		s.QueueWait = 10 * time.Millisecond
+	}
+	if s.Name == "" {
+		s.Name = "api"
+	}
+	return s
+}
+
+// Shedder is an adaptive concurrency limit (AIMD on latency, after Netflix's
+// concurrency-limits and TCP congestion control) with a short bounded queue.
+//
+// Admitted requests are counted; when one finishes, its latency adjusts the
+// limit: over Target, the limit shrinks by Backoff (at most once per Target,
+// so one burst counts once); under it, and with the limit actually in use,
+// the limit grows by 1/limit, about one more slot per round trip. Requests
+// beyond the limit wait in the queue for at most QueueWait, then are refused
+// — in microseconds, before they cost anything.
+//
+// Why not a fixed limit: the right concurrency is capacity × latency
+// (Little's law), and both change with the load, the hardware and the state
+// of the database. Why not a rate limit: rates do not see that the same rate
+// costs more when every request has become slower.
+type Shedder struct {
+	s   ShedSettings
+	obs *Observer
+
+	mu       sync.Mutex
+	limit    float64
+	inflight int
+	queue    []*waiter
+	lastDrop time.Time
+}
+
+type waiter struct {
+	ready   chan struct{}
+	granted bool
+}
+
+// ShedError is the answer to a refused request: an overload, 503 with
+// Retry-After at the edge.
+type ShedError struct{ Reason string }
+
+func (e *ShedError) Error() string             { return "the service is overloaded (" + e.Reason + "); try again shortly" }
+func (e *ShedError) Code() string              { return "overloaded" }
+func (e *ShedError) RetryAfter() time.Duration { return time.Second }
+
+// NewShedder returns a Shedder reporting to obs.
+func NewShedder(s ShedSettings, obs *Observer) *Shedder {
+	s = s.withDefaults()
+	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit)}
+	sh.report()
+	return sh
+}
+
+// Limit returns the current concurrency limit.
+func (sh *Shedder) Limit() int {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return int(sh.limit)
+}
+
+// Inflight returns how many admitted requests have not finished.
+func (sh *Shedder) Inflight() int {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.inflight
+}
+
+// Permit is an admitted request; Release it when the work is done.
+type Permit struct {
+	sh    *Shedder
+	start time.Time
+}
+
+// Acquire admits the request, queues it briefly, or refuses it with a
+// *ShedError. It returns ctx's error if ctx ends while queued.
+func (sh *Shedder) Acquire(ctx context.Context) (*Permit, error) {
+	sh.mu.Lock()
+	if sh.inflight < int(sh.limit) && len(sh.queue) == 0 {
+		sh.inflight++
+		sh.mu.Unlock()
+		return &Permit{sh: sh, start: time.Now()}, nil
+	}
+	if len(sh.queue) >= sh.s.QueueSize {
+		sh.mu.Unlock()
+		sh.obs.reject("shed", "queue_full")
+		return nil, &ShedError{Reason: "queue full"}
+	}
+	w := &waiter{ready: make(chan struct{})}
+	sh.queue = append(sh.queue, w)
+	sh.mu.Unlock()
+
+	timer := time.NewTimer(sh.s.QueueWait)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-w.ready:
+		return &Permit{sh: sh, start: time.Now()}, nil
+	case <-timer.C:
+		err = &ShedError{Reason: "queue wait exceeded"}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if w.granted { // a slot came at the last moment: take it
+		return &Permit{sh: sh, start: time.Now()}, nil
+	}
+	sh.queue = slices.DeleteFunc(sh.queue, func(q *waiter) bool { return q == w })
+	sh.obs.reject("shed", "queue_timeout")
+	return nil, err
+}
+
+// Release ends the request and lets its latency adjust the limit.
+func (p *Permit) Release() {
+	sh := p.sh
+	now := time.Now()
+	rtt := now.Sub(p.start)
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.inflight--
+	switch {
+	case rtt > sh.s.Target:
+		if now.Sub(sh.lastDrop) >= sh.s.Target {
+			sh.limit = max(float64(sh.s.MinLimit), sh.limit*sh.s.Backoff)
+			sh.lastDrop = now
+		}
+	case float64(sh.inflight+1) >= sh.limit/2:
+		// Grow only when the limit is what holds traffic back; an idle
+		// service must not talk itself into a limit it has never tested.
+		sh.limit = min(float64(sh.s.MaxLimit), sh.limit+1/sh.limit)
+	}
+	for len(sh.queue) > 0 && sh.inflight < int(sh.limit) {
+		w := sh.queue[0]
+		sh.queue = sh.queue[1:]
+		w.granted = true
+		sh.inflight++
+		close(w.ready)
+	}
+	sh.report()
+}
+
+func (sh *Shedder) report() {
+	if sh.obs != nil {
+		sh.obs.limit.WithLabelValues(sh.s.Name).Set(sh.limit)
+		sh.obs.inflight.WithLabelValues(sh.s.Name).Set(float64(sh.inflight))
+	}
+}

@@ -1,0 +1,123 @@
+package resilience_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stampede-shop/stampede/pkg/resilience"
+	"github.com/stampede-shop/stampede/pkg/resilience/overload"
+)
+
+// shedding adapts a Shedder to the simulator.
+type shedding struct{ sh *resilience.Shedder }
+
+func (a shedding) Admit(ctx context.Context) (func(), bool) {
+	p, err := a.sh.Acquire(ctx)
+	if err != nil {
+		return nil, false
+	}
+	return p.Release, true
+}
+
+// The promotion in miniature: ten times the capacity, for five seconds.
+var promo = overload.Scenario{Workers: 4, Service: 10 * time.Millisecond, Load: 10, Duration: 5 * time.Second, ClientTimeout: 300 * time.Millisecond}
+
+func TestSheddingKeepsGoodputUnderTenfoldLoad(t *testing.T) {
+	var with, without overload.Result
+	synctest.Test(t, func(t *testing.T) {
+		with = overload.Run(promo, shedding{resilience.NewShedder(resilience.ShedSettings{}, nil)})
+	})
+	synctest.Test(t, func(t *testing.T) {
+		without = overload.Run(promo, overload.AdmitAll{})
+	})
+	t.Logf("capacity %.0f/s, offered %d requests", promo.Capacity(), with.Offered)
+	t.Logf("with shedding:    goodput %.1f%%, late %d, rejected %d, p99 admitted %v, p99 rejected %v", 100*with.Goodput, with.Late, with.Rejected, with.P99Admitted, with.P99Rejected)
+	t.Logf("without shedding: goodput %.1f%%, late %d, p99 %v", 100*without.Goodput, without.Late, without.P99Admitted)
+
+	if with.Goodput < 0.90 {
+		t.Errorf("with shedding goodput is %.1f%% of capacity, want at least 90%%", 100*with.Goodput)
+	}
+	if with.P99Rejected > 10*time.Millisecond {
+		t.Errorf("refusals must be fast: p99 %v", with.P99Rejected)
+	}
+	if without.Goodput > 0.20 {
+		t.Errorf("without shedding goodput is %.1f%%; the simulation should collapse below 20%%", 100*without.Goodput)
+	}
+}
+
+func TestShedderAdaptsTheLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sh := resilience.NewShedder(resilience.ShedSettings{Target: 50 * time.Millisecond, InitialLimit: 10}, nil)
+		ctx := context.Background()
+		// Fast work at full use of the limit: the limit grows.
+		for range 200 {
+			var ps []*resilience.Permit
+			for range sh.Limit() {
+				p, err := sh.Acquire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps = append(ps, p)
+			}
+			time.Sleep(time.Millisecond)
+			for _, p := range ps {
+				p.Release()
+			}
+		}
+		grown := sh.Limit()
+		if grown <= 10 {
+			t.Fatalf("limit %d after fast work, want it grown past 10", grown)
+		}
+		// Slow work: the limit shrinks, at most once per target interval.
+		for range 10 {
+			p, _ := sh.Acquire(ctx)
+			time.Sleep(100 * time.Millisecond)
+			p.Release()
+		}
+		if got := sh.Limit(); got >= grown || got < 2 {
+			t.Fatalf("limit %d after slow work, want below %d", got, grown)
+		}
+	})
+}
+
+func TestShedderQueueIsShortAndBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1, QueueSize: 1, QueueWait: 10 * time.Millisecond}, nil)
+		ctx := context.Background()
+		p, err := sh.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One waits in the queue, the next finds it full and is refused at once.
+		queued := make(chan error, 1)
+		go func() {
+			q, err := sh.Acquire(ctx)
+			if err == nil {
+				q.Release()
+			}
+			queued <- err
+		}()
+		synctest.Wait()
+		t0 := time.Now()
+		if _, err := sh.Acquire(ctx); err == nil || time.Since(t0) != 0 {
+			t.Fatalf("queue full: err=%v after %v, want an immediate refusal", err, time.Since(t0))
+		}
+		// Released within the wait: the queued request gets the slot.
+		time.Sleep(5 * time.Millisecond)
+		p.Release()
+		if err := <-queued; err != nil {
+			t.Fatalf("queued request: %v, want admitted", err)
+		}
+		// Nothing released within the wait: refused after QueueWait.
+		p, _ = sh.Acquire(ctx)
+		t0 = time.Now()
+		_, err = sh.Acquire(ctx)
+		var shed *resilience.ShedError
+		if !errorsAs(err, &shed) || time.Since(t0) != 10*time.Millisecond {
+			t.Fatalf("queue timeout: %v after %v", err, time.Since(t0))
+		}
+		p.Release()
+	})
+}
