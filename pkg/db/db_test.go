@@ -117,6 +117,30 @@ func TestPoolGuard(t *testing.T) {
 		}
 	})
 
+	t.Run("flipped at run time", func(t *testing.T) {
+		board := fixes.NewBoard(fixes.Resilient, quiet)
+		d, err := db.Open(url, config.DB{MaxOpen: 1, MaxIdle: 1, AcquireTimeout: 20 * time.Millisecond, StatementTimeout: time.Second}, board)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		release := holdAll(t, d, 1)
+		defer release()
+		try := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			return d.Do(ctx, func(*gorm.DB) error { return nil })
+		}
+		var pt *db.PoolTimeout
+		if err := try(); !errors.As(err, &pt) {
+			t.Fatalf("on: %v, want PoolTimeout", err)
+		}
+		board.Replace(fixes.Naive, "test")
+		if err := try(); errors.As(err, &pt) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("off: %v, want the caller's deadline", err)
+		}
+	})
+
 	t.Run("a freed slot is reused", func(t *testing.T) {
 		d := open(t, url, fixes.Resilient, 1)
 		for range 5 {

@@ -37,6 +37,7 @@ type Checker struct {
 	board   *fixes.Board
 	timeout time.Duration
 	checks  []namedCheck
+	infos   map[string]func() any
 
 	started  atomic.Bool
 	draining atomic.Bool
@@ -49,6 +50,16 @@ func New(board *fixes.Board, timeout time.Duration) *Checker {
 
 // Add registers a dependency check. Call it before serving.
 func (h *Checker) Add(name string, fn Check) { h.checks = append(h.checks, namedCheck{name, fn}) }
+
+// AddInfo adds a detail to the report that never fails readiness: the
+// shedder's limit and in-flight count, say. Readiness failing under load
+// would send the load to the other replicas and take them down in turn.
+func (h *Checker) AddInfo(name string, fn func() any) {
+	if h.infos == nil {
+		h.infos = map[string]func() any{}
+	}
+	h.infos[name] = fn
+}
 
 // MarkStarted records that start-up (dependencies, migrations) is done.
 func (h *Checker) MarkStarted() { h.started.Store(true) }
@@ -70,6 +81,7 @@ type Result struct {
 type Report struct {
 	Status string            `json:"status"` // "ready", "starting", "draining" or "unavailable"
 	Checks map[string]Result `json:"checks"`
+	Info   map[string]any    `json:"info,omitempty"`
 }
 
 // Ready runs every check concurrently, each under its own timeout, so one
@@ -89,6 +101,12 @@ func (h *Checker) Ready(ctx context.Context) Report {
 	wg.Wait()
 
 	rep := Report{Status: "ready", Checks: results}
+	if len(h.infos) > 0 {
+		rep.Info = make(map[string]any, len(h.infos))
+		for name, fn := range h.infos {
+			rep.Info[name] = fn()
+		}
+	}
 	for _, r := range results {
 		if r.Status != "up" {
 			rep.Status = "unavailable"

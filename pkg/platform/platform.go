@@ -24,6 +24,7 @@ import (
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/health"
 	"github.com/stampede-shop/stampede/pkg/logging"
+	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/server"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
 )
@@ -40,6 +41,8 @@ type Platform struct {
 	NATS     *nats.Conn
 	JS       jetstream.JetStream
 	Health   *health.Checker
+	Observer *resilience.Observer
+	Shedder  *resilience.Shedder
 	Server   *server.Server
 
 	closers []func(context.Context) error
@@ -84,7 +87,12 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 	p.Health.Add("redis", func(ctx context.Context) error { return p.Redis.Ping(ctx).Err() })
 	p.Health.Add("nats", events.Check(p.NATS, p.JS))
 
-	p.Server = server.New(server.Options{Config: cfg, Log: log, Board: p.Board, Registry: p.Registry, Health: p.Health})
+	p.Observer = resilience.NewObserver(p.Registry, log)
+	p.Shedder = resilience.NewShedder(resilience.ShedSettings{Name: cfg.Service}, p.Observer)
+	p.Health.AddInfo("load", func() any {
+		return map[string]int{"concurrency_limit": p.Shedder.Limit(), "inflight": p.Shedder.Inflight()}
+	})
+	p.Server = server.New(server.Options{Config: cfg, Log: log, Board: p.Board, Registry: p.Registry, Health: p.Health, Shedder: p.Shedder})
 	return p, nil
 }
 

@@ -121,3 +121,33 @@ func TestRateLimitMiddleware(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		fixes        string
+		wantDeadline bool
+	}{{"timeouts", true}, {"naive", false}} {
+		r := gin.New()
+		r.Use(resilience.Deadline(250*time.Millisecond, boardOf(t, tt.fixes)))
+		var has bool
+		var left time.Duration
+		r.GET("/", func(c *gin.Context) {
+			var dl time.Time
+			dl, has = c.Request.Context().Deadline()
+			left = time.Until(dl)
+		})
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+		if has != tt.wantDeadline || (has && left > 250*time.Millisecond) {
+			t.Errorf("fixes=%s: deadline=%v (%v left), want %v within 250ms", tt.fixes, has, left, tt.wantDeadline)
+		}
+	}
+}
+
+func boardOf(t *testing.T, s string) *fixes.Board {
+	t.Helper()
+	set, err := fixes.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixes.NewBoard(set, quiet)
+}

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"net/http"
@@ -77,6 +78,22 @@ func Shed(sh *Shedder, board *fixes.Board, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		defer p.Release()
+		c.Next()
+	}
+}
+
+// Deadline gives every request a context deadline, so that every database
+// call and outbound request it makes gives up in time.
+func Deadline(timeout time.Duration, board *fixes.Board) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !board.On(fixes.Timeouts) {
+			c.Next()
+			return
+		}
+		// fix: timeouts — a request can wait for nothing longer than this.
+		ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 	}
 }

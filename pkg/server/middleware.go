@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -114,22 +113,6 @@ func BodyLimit(limit int64, log *slog.Logger, board *fixes.Board) gin.HandlerFun
 			return
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
-		c.Next()
-	}
-}
-
-// Deadline gives every request a context deadline, so that every database
-// call and outbound request it makes gives up in time.
-func Deadline(timeout time.Duration, board *fixes.Board) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if !board.On(fixes.Timeouts) {
-			c.Next()
-			return
-		}
-		// fix: timeouts — a request can wait for nothing longer than this.
-		ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
-		defer cancel()
-		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 	}
 }

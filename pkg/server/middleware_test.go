@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -115,27 +114,6 @@ func TestBodyLimit(t *testing.T) {
 		r.ServeHTTP(rec, req)
 		if rec.Code != tt.wantStatus {
 			t.Errorf("fixes=%s length=%d: got %d, want %d", tt.fixes, tt.length, rec.Code, tt.wantStatus)
-		}
-	}
-}
-
-func TestDeadline(t *testing.T) {
-	for _, tt := range []struct {
-		fixes        string
-		wantDeadline bool
-	}{{"timeouts", true}, {"naive", false}} {
-		r := gin.New()
-		r.Use(server.Deadline(250*time.Millisecond, board(t, tt.fixes)))
-		var has bool
-		var left time.Duration
-		r.GET("/", func(c *gin.Context) {
-			var dl time.Time
-			dl, has = c.Request.Context().Deadline()
-			left = time.Until(dl)
-		})
-		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
-		if has != tt.wantDeadline || (has && left > 250*time.Millisecond) {
-			t.Errorf("fixes=%s: deadline=%v (%v left), want %v within 250ms", tt.fixes, has, left, tt.wantDeadline)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/health"
+	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
 	"github.com/stampede-shop/stampede/pkg/web"
 )
@@ -35,10 +36,13 @@ type Options struct {
 	Board    *fixes.Board
 	Registry *prometheus.Registry
 	Health   *health.Checker
+	// Shedder is the adaptive concurrency limit at the door (fix: shedding).
+	Shedder *resilience.Shedder
 }
 
 // Server is a service's two listeners.
 type Server struct {
+	listening  chan Addrs
 	opts       Options
 	api        *gin.Engine
 	admin      *gin.Engine
@@ -53,7 +57,10 @@ func (s *Server) OnShutdown(fn func(context.Context) error) { s.onShutdown = app
 // any, its admin routes to Admin(); then call Run.
 func New(o Options) *Server {
 	configureGin(o)
-	s := &Server{opts: o, api: gin.New(), admin: gin.New()}
+	if o.Shedder == nil {
+		o.Shedder = resilience.NewShedder(resilience.ShedSettings{}, nil)
+	}
+	s := &Server{opts: o, api: gin.New(), admin: gin.New(), listening: make(chan Addrs, 1)}
 	s.api.ContextWithFallback = true // c.Done()/c.Err() follow the request context
 	s.api.HandleMethodNotAllowed = true
 	// Forwarded headers are believed only from the configured proxies (the
@@ -77,8 +84,9 @@ func New(o Options) *Server {
 		AccessLog(log),
 		Recover(log, board),
 		s.startupGate(),
+		resilience.Shed(o.Shedder, board, log),
 		BodyLimit(o.Config.Requests.BodyLimit, log, board),
-		Deadline(o.Config.Requests.Timeout, board),
+		resilience.Deadline(o.Config.Requests.Timeout, board),
 	)
 	s.api.NoRoute(func(c *gin.Context) {
 		web.Abort(c, log, web.NewError(http.StatusNotFound, "not_found", "no such route"))
@@ -114,6 +122,13 @@ func configureGin(o Options) {
 		}
 	})
 }
+
+// Addrs are the addresses the listeners are bound to.
+type Addrs struct{ API, Admin string }
+
+// Listening delivers the bound addresses once both listeners are open, which
+// is how a test that asked for port 0 learns its ports.
+func (s *Server) Listening() <-chan Addrs { return s.listening }
 
 // API returns the API engine, for the service's routes.
 func (s *Server) API() *gin.Engine { return s.api }
@@ -186,6 +201,7 @@ func (s *Server) Run(ctx context.Context, startup func(context.Context) error) e
 	go func() { errc <- serve(api, apiLn) }()
 	go func() { errc <- serve(admin, adminLn) }()
 	log.Info("listening", "api", apiLn.Addr().String(), "admin", adminLn.Addr().String(), "fixes", s.opts.Board.Current().String())
+	s.listening <- Addrs{API: apiLn.Addr().String(), Admin: adminLn.Addr().String()}
 
 	go func() {
 		if err := startup(ctx); err != nil {
