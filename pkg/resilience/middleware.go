@@ -24,6 +24,12 @@ func ByClientIP(scope string) KeyFunc {
 	return func(c *gin.Context) string { return scope + ":ip:" + c.ClientIP() }
 }
 
+// ByUserID keys by the authenticated user, for routes behind authentication:
+// a user is one client whichever device or address they come from.
+func ByUserID(scope string, userID func(*gin.Context) int64) KeyFunc {
+	return func(c *gin.Context) string { return scope + ":user:" + strconv.FormatInt(userID(c), 10) }
+}
+
 // RateLimit is Gin middleware that asks l before letting a request through.
 // A refused request gets 429 in the JSON error shape with Retry-After; every
 // answer carries the RateLimit-* headers of the IETF draft, so well-behaved

@@ -21,7 +21,7 @@ import (
 //   - Backoff 0.9, at most once per Target: a limit that halves on one slow
 //     request oscillates; ten percent per latency interval converges in a
 //     second or two and does not overreact.
-//   - QueueSize 16, QueueWait 10 ms: a short queue absorbs the jitter of a
+//   - QueueSize 16, QueueWait 5 ms: a short queue absorbs the jitter of a
 //     burst (a request arriving a microsecond before a slot frees is not
 //     refused), and is too short to hide an overload.
 type ShedSettings struct {
@@ -52,7 +52,7 @@ func (s ShedSettings) withDefaults() ShedSettings {
 		s.Backoff = 0.9
 	}
 	if s.QueueWait <= 0 {
-		s.QueueWait = 10 * time.Millisecond
+		s.QueueWait = 5 * time.Millisecond
 	}
 	if s.Name == "" {
 		s.Name = "api"

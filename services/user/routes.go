@@ -13,21 +13,27 @@ import (
 // shared middleware and the admin listener come from package server.
 func addRoutes(r *gin.Engine, p *platform.Platform, cfg Config, svc *account.Service, tokens *auth.Tokens) {
 	log, board := p.Log, p.Board
+	// Budgets are shared by every replica through Redis (GCRA), so scaling
+	// out does not multiply them; see resilience.RedisLimiter for what
+	// happens while Redis is down.
+	limiter := func(name string, perSecond int) resilience.Limiter {
+		return resilience.NewRedisLimiter(p.Redis, p.Config.RedisPrefix+"rate:"+name+":", perSecond, perSecond, p.Observer)
+	}
 	// Login is where credential stuffing lands: a small budget per client IP.
 	// A burst of the same size lets a person retry a typo without waiting.
-	loginLimit := resilience.RateLimit(
-		resilience.NewLocalLimiter(float64(cfg.LoginRate), cfg.LoginRate, 100_000),
-		resilience.ByClientIP("login"), board, log)
-	detailLimit := resilience.RateLimit(
-		resilience.NewLocalLimiter(float64(cfg.DetailRate), cfg.DetailRate, 100_000),
-		resilience.ByClientIP("detail"), board, log)
+	loginLimit := resilience.RateLimit(limiter("login", cfg.LoginRate), resilience.ByClientIP("login"), board, log)
+	detail := limiter("detail", cfg.DetailRate)
 
 	v1 := r.Group("/v1")
 	v1.POST("/users", handleRegister(log, svc))
 	v1.POST("/sessions", loginLimit, handleLogin(log, svc))
-	v1.GET("/users/me", detailLimit, tokens.Require(log), handleMe(log, svc))
+	v1.GET("/users/me", tokens.Require(log),
+		resilience.RateLimit(detail, resilience.ByUserID("me", auth.UserID), board, log),
+		handleMe(log, svc))
 
 	// For other services (the order service checks its buyer here); the
-	// gateway does not route /internal.
-	r.GET("/internal/v1/users/:id", detailLimit, handleGetUser(log, svc))
+	// gateway does not route /internal. Each calling client has a budget.
+	r.GET("/internal/v1/users/:id",
+		resilience.RateLimit(detail, resilience.ByClientIP("internal"), board, log),
+		handleGetUser(log, svc))
 }
