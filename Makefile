@@ -9,7 +9,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 PG            ?= postgres://postgres@127.0.0.1:5432
 TEST_FLAGS    ?= -race -count=1 -timeout 10m
 
-.PHONY: help test vet unit build dev lint tidy clean
+.PHONY: help test vet unit bench build dev lint tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ vet: ## go vet every module
 unit: ## only the tests that need no Postgres, Redis or NATS
 	$(GO) test -race -count=1 $(MODULE)/pkg/config/... $(MODULE)/pkg/fixes/... $(MODULE)/pkg/web/... $(MODULE)/pkg/logging/... $(MODULE)/services/user/account/...
 
+bench: ## the resilience benchmarks and the side-by-side with failsafe-go and go-zero
+	$(GO) test -run XXX -bench . -benchmem ./pkg/resilience/
+	$(GO) test -count=1 -v -run SideBySide ./loadtest/limiters/
+
 build: ## build the service binaries into bin/
 	@mkdir -p bin
 	@for s in $(SERVICES); do echo "go build -o bin/$$s ./services/$$s"; $(GO) build -trimpath -o bin/$$s ./services/$$s || exit 1; done
@@ -32,7 +36,7 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
 
 lint: ## golangci-lint at a pinned version (config: .golangci.yml)
-	$(GO) run $(GOLANGCI_LINT) run $(foreach m,pkg $(addprefix services/,$(SERVICES)),./$(m)/...)
+	$(GO) run $(GOLANGCI_LINT) run $(foreach m,pkg loadtest $(addprefix services/,$(SERVICES)),./$(m)/...)
 
 tidy: ## go mod tidy in every module
 	@for m in $$($(GO) list -m -f '{{.Dir}}'); do (cd $$m && $(GO) mod tidy) || exit 1; done

@@ -29,7 +29,9 @@ func (s Stampede) Admit(ctx context.Context) (func(), bool) {
 
 // Failsafe adapts failsafe-go's adaptive limiter, with queueing so that it
 // too can hold a request briefly rather than refuse it.
-type Failsafe struct{ L adaptivelimiter.AdaptiveLimiter[any] }
+type Failsafe struct {
+	L adaptivelimiter.AdaptiveLimiter[any]
+}
 
 // NewFailsafe returns failsafe-go's limiter with its defaults, queueing, and
 // the same 5 ms maximum wait as Stampede's queue.

@@ -85,7 +85,7 @@ func RetryIdempotent(ctx context.Context, p RetryPolicy, obs *Observer, fn func(
 			obs.retries.WithLabelValues(p.Name, "true").Inc()
 		}
 		step := min(p.MaxDelay, p.BaseDelay<<(attempt-1))
-		t := time.NewTimer(rand.N(step) + 1)
+		t := time.NewTimer(rand.N(step) + 1) //nolint:gosec // jitter needs spread, not secrecy
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -94,7 +94,9 @@ type waiter struct {
 // Retry-After at the edge.
 type ShedError struct{ Reason string }
 
-func (e *ShedError) Error() string             { return "the service is overloaded (" + e.Reason + "); try again shortly" }
+func (e *ShedError) Error() string {
+	return "the service is overloaded (" + e.Reason + "); try again shortly"
+}
 func (e *ShedError) Code() string              { return "overloaded" }
 func (e *ShedError) RetryAfter() time.Duration { return time.Second }
 

@@ -1,0 +1,91 @@
+package resilience_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stampede-shop/stampede/pkg/cache"
+	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/resilience"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+// benchMiddleware measures what one middleware adds to a request through Gin,
+// against the same engine without it (BenchmarkMiddleware/none).
+func benchMiddleware(b *testing.B, mw ...gin.HandlerFunc) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(mw...)
+	r.GET("/", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+func BenchmarkMiddleware(b *testing.B) {
+	on := fixes.NewBoard(fixes.Resilient, quiet)
+	b.Run("none", func(b *testing.B) { benchMiddleware(b) })
+	b.Run("deadline", func(b *testing.B) { benchMiddleware(b, resilience.Deadline(time.Second, on)) })
+	b.Run("shed", func(b *testing.B) {
+		benchMiddleware(b, resilience.Shed(resilience.NewShedder(resilience.ShedSettings{}, nil), on, quiet))
+	})
+	b.Run("rate_limit_local", func(b *testing.B) {
+		benchMiddleware(b, resilience.RateLimit(resilience.NewLocalLimiter(1e9, 1e9, 1000), resilience.ByClientIP("b"), on, quiet))
+	})
+	b.Run("rate_limit_redis", func(b *testing.B) {
+		rdb, prefix := testkit.Redis(b)
+		benchMiddleware(b, resilience.RateLimit(resilience.NewRedisLimiter(rdb, prefix, 1e9, 1e9, nil), resilience.ByClientIP("b"), on, quiet))
+	})
+}
+
+func BenchmarkBreaker(b *testing.B) {
+	br := resilience.NewBreaker[int](resilience.BreakerSettings{Name: "bench"}, fixes.NewBoard(fixes.Resilient, quiet), nil)
+	ctx := context.Background()
+	fn := func(context.Context) (int, error) { return 1, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := br.Do(ctx, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkShedderAcquireRelease(b *testing.B) {
+	sh := resilience.NewShedder(resilience.ShedSettings{}, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p, err := sh.Acquire(ctx)
+			if err == nil {
+				p.Release()
+			}
+		}
+	})
+}
+
+func BenchmarkFallbackHit(b *testing.B) {
+	rdb, prefix := testkit.Redis(b)
+	f := resilience.NewFallback[order](cache.NewStore(rdb, prefix), time.Minute, time.Hour, fixes.NewBoard(fixes.Resilient, quiet), nil)
+	ctx := context.Background()
+	load := func(context.Context) (order, error) { return order{ID: "o1"}, nil }
+	_, _, _ = f.Get(ctx, "k", load)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := f.Get(ctx, "k", load); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
