@@ -10,20 +10,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func TestPublishIsDeduplicatedAndConsumed(t *testing.T) {
-	t.Parallel()
+// ordersStream declares an ORDERS stream in a namespace of the test's own.
+func ordersStream(t *testing.T) (jetstream.JetStream, events.Names) {
+	t.Helper()
 	js, ns := testkit.NATS(t)
 	names := events.Orders(ns)
-	ctx := context.Background()
-	if err := events.EnsureOrdersStream(ctx, js, names); err != nil {
+	if err := events.EnsureOrdersStream(context.Background(), js, names); err != nil {
 		t.Fatal(err)
 	}
+	return js, names
+}
+
+func TestPublishIsDeduplicatedAndConsumed(t *testing.T) {
+	t.Parallel()
+	js, names := ordersStream(t)
+	ctx := context.Background()
 	ev := events.OrderCreated{EventID: "ev-1", OrderID: "o-1", UserID: 7, TotalCents: 1234, OccurredAt: time.Now().UTC()}
 	for range 3 { // the relay retrying after a crash
 		if err := events.Publish(ctx, js, names.OrderCreated, ev.EventID, ev); err != nil {
@@ -73,12 +82,8 @@ func TestPublishIsDeduplicatedAndConsumed(t *testing.T) {
 
 func TestFailedHandlingIsRedeliveredAndPoisonIsTerminated(t *testing.T) {
 	t.Parallel()
-	js, ns := testkit.NATS(t)
-	names := events.Orders(ns)
+	js, names := ordersStream(t)
 	ctx := context.Background()
-	if err := events.EnsureOrdersStream(ctx, js, names); err != nil {
-		t.Fatal(err)
-	}
 	if err := events.Publish(ctx, js, names.OrderCreated, "retry-me", events.OrderCreated{EventID: "retry-me"}); err != nil {
 		t.Fatal(err)
 	}
