@@ -100,7 +100,8 @@ func New(o Options) *Server {
 	s.admin.GET("/debug/pprof/*name", gin.WrapF(pprofHandler))
 	admin := s.admin.Group("/admin", s.requireAdmin())
 	admin.GET("/fixes", board.HandleGet)
-	admin.PUT("/fixes", board.HandlePut(func(*gin.Context) string { return "admin-api" }))
+	// The admin token is shared, so "who" is where the change came from.
+	admin.PUT("/fixes", board.HandlePut(func(c *gin.Context) string { return "admin-api from " + c.ClientIP() }))
 	return s
 }
 
