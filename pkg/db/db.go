@@ -6,13 +6,17 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"time"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -98,7 +102,30 @@ func (d *DB) Do(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		return err
 	}
 	defer release()
-	return fn(d.gorm.WithContext(ctx))
+	if err := fn(d.gorm.WithContext(ctx)); err != nil {
+		if connectionLost(err) {
+			return &UnavailableError{Err: err}
+		}
+		return err
+	}
+	return nil
+}
+
+// UnavailableError means the database could not be reached: an outage, not a
+// bug, so the client gets 503 + Retry-After rather than a 500, and breakers
+// count it as a failure.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string             { return "the database is unavailable" }
+func (e *UnavailableError) Unwrap() error             { return e.Err }
+func (e *UnavailableError) Code() string              { return "database_unavailable" }
+func (e *UnavailableError) RetryAfter() time.Duration { return time.Second }
+
+func connectionLost(err error) bool {
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connect) || errors.As(err, &netErr) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Tx is Do inside a transaction.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -16,6 +17,7 @@ import (
 	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/testkit"
+	"github.com/stampede-shop/stampede/pkg/web"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -169,6 +171,25 @@ func TestStatementTimeout(t *testing.T) {
 		if got := setting == "1s"; got != tt.timeout {
 			t.Errorf("fixes=%s: statement_timeout=%s", tt.set, setting)
 		}
+	}
+}
+
+func TestUnreachableDatabaseIsAnOutageNotABug(t *testing.T) {
+	t.Parallel()
+	url := testkit.Database(t)
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", false)
+	d := open(t, strings.Replace(url, "127.0.0.1:5432", proxy.Addr, 1), fixes.Resilient, 2)
+	err := d.Do(context.Background(), func(tx *gorm.DB) error { return tx.Exec("SELECT 1").Error })
+	var un *db.UnavailableError
+	var ol web.Overload
+	if !errors.As(err, &un) || !errors.As(err, &ol) || ol.Code() != "database_unavailable" {
+		t.Fatalf("got %v, want an UnavailableError (503)", err)
+	}
+	// A genuine SQL error stays what it is.
+	proxy.SetUp(true)
+	err = d.Do(context.Background(), func(tx *gorm.DB) error { return tx.Exec("SELEKT 1").Error })
+	if err == nil || errors.As(err, &un) {
+		t.Fatalf("syntax error: %v, want it unwrapped", err)
 	}
 }
 

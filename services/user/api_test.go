@@ -16,7 +16,7 @@ func TestRegisterLoginAndProfile(t *testing.T) {
 	t.Parallel()
 	in := start(t)
 
-	r := in.do(t, "POST", "/v1/users", "", `{"email":"  Ann@Example.com ","password":"correct horse battery","name":" Ann "}`)
+	r := in.Do(t, "POST", "/v1/users", "", `{"email":"  Ann@Example.com ","password":"correct horse battery","name":" Ann "}`)
 	if r.Status != 201 || r.Body["email"] != "ann@example.com" || r.Body["name"] != "Ann" || r.Body["points"] != 0.0 {
 		t.Fatalf("register: %d %s", r.Status, r.Raw)
 	}
@@ -25,22 +25,22 @@ func TestRegisterLoginAndProfile(t *testing.T) {
 	}
 	id := r.Body["id"].(float64)
 
-	r = in.do(t, "POST", "/v1/users", "", `{"email":"ann@EXAMPLE.com","password":"another password","name":"Ann 2"}`)
-	if r.Status != 409 || r.errCode() != "email_taken" {
+	r = in.Do(t, "POST", "/v1/users", "", `{"email":"ann@EXAMPLE.com","password":"another password","name":"Ann 2"}`)
+	if r.Status != 409 || r.ErrCode() != "email_taken" {
 		t.Fatalf("duplicate email: %d %s", r.Status, r.Raw)
 	}
 
-	r = in.do(t, "POST", "/v1/sessions", "", `{"email":"ANN@example.com","password":"correct horse battery"}`)
+	r = in.Do(t, "POST", "/v1/sessions", "", `{"email":"ANN@example.com","password":"correct horse battery"}`)
 	if r.Status != 200 || r.Body["token"] == nil || r.Body["expires_at"] == nil {
 		t.Fatalf("login: %d %s", r.Status, r.Raw)
 	}
 	token := r.Body["token"].(string)
 
-	r = in.do(t, "GET", "/v1/users/me", token, "")
+	r = in.Do(t, "GET", "/v1/users/me", token, "")
 	if r.Status != 200 || r.Body["id"] != id || r.Body["email"] != "ann@example.com" {
 		t.Fatalf("me: %d %s", r.Status, r.Raw)
 	}
-	r = in.do(t, "GET", fmt.Sprintf("/internal/v1/users/%d", int64(id)), "", "")
+	r = in.Do(t, "GET", fmt.Sprintf("/internal/v1/users/%d", int64(id)), "", "")
 	if r.Status != 200 || r.Body["name"] != "Ann" {
 		t.Fatalf("internal: %d %s", r.Status, r.Raw)
 	}
@@ -50,14 +50,14 @@ func TestWrongPasswordAndUnknownEmailAnswerAlike(t *testing.T) {
 	t.Parallel()
 	in := start(t)
 	in.register(t, "bob@example.com")
-	wrong := in.do(t, "POST", "/v1/sessions", "", `{"email":"bob@example.com","password":"not the password"}`)
-	unknown := in.do(t, "POST", "/v1/sessions", "", `{"email":"nobody@example.com","password":"not the password"}`)
-	for name, r := range map[string]response{"wrong password": wrong, "unknown email": unknown} {
-		if r.Status != 401 || r.errCode() != "bad_credentials" {
+	wrong := in.Do(t, "POST", "/v1/sessions", "", `{"email":"bob@example.com","password":"not the password"}`)
+	unknown := in.Do(t, "POST", "/v1/sessions", "", `{"email":"nobody@example.com","password":"not the password"}`)
+	for name, r := range map[string]testkit.Response{"wrong password": wrong, "unknown email": unknown} {
+		if r.Status != 401 || r.ErrCode() != "bad_credentials" {
 			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
 		}
 	}
-	strip := func(r response) string { return strings.Split(r.Raw, `"request_id"`)[0] }
+	strip := func(r testkit.Response) string { return strings.Split(r.Raw, `"request_id"`)[0] }
 	if strip(wrong) != strip(unknown) {
 		t.Errorf("the answers differ:\n%s\n%s", wrong.Raw, unknown.Raw)
 	}
@@ -72,12 +72,12 @@ func TestTokensThatMustBeRefused(t *testing.T) {
 	forged, _, _ := auth.NewTokens("some-other-secret-some-other-secret", time.Hour).Issue(id)
 	tampered := token[:len(token)-4] + "AAAA"
 	for name, tok := range map[string]string{"expired": expired, "forged": forged, "tampered": tampered, "none": ""} {
-		r := in.do(t, "GET", "/v1/users/me", tok, "")
-		if r.Status != 401 || r.errCode() != "unauthorized" {
+		r := in.Do(t, "GET", "/v1/users/me", tok, "")
+		if r.Status != 401 || r.ErrCode() != "unauthorized" {
 			t.Errorf("%s token: %d %s", name, r.Status, r.Raw)
 		}
 	}
-	r := do(t, "GET", in.api+"/v1/users/me", "", nil)
+	r := testkit.Do(t, "GET", in.API+"/v1/users/me", "", nil)
 	if r.Status != 401 {
 		t.Errorf("no Authorization header: %d", r.Status)
 	}
@@ -108,9 +108,9 @@ func TestBadInputIsAClearClientError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := in.do(t, tt.method, tt.path, "", tt.body)
-			if r.Status != tt.status || r.errCode() != tt.code {
-				t.Fatalf("got %d %q, want %d %q: %.300s", r.Status, r.errCode(), tt.status, tt.code, r.Raw)
+			r := in.Do(t, tt.method, tt.path, "", tt.body)
+			if r.Status != tt.status || r.ErrCode() != tt.code {
+				t.Fatalf("got %d %q, want %d %q: %.300s", r.Status, r.ErrCode(), tt.status, tt.code, r.Raw)
 			}
 			if e := r.Body["error"].(map[string]any); e["request_id"] == "" || e["message"] == "" {
 				t.Fatalf("error shape incomplete: %s", r.Raw)
@@ -127,7 +127,7 @@ func TestLoginThrottleFollowsTheSwitch(t *testing.T) {
 		codes := map[int]int{}
 		start := time.Now()
 		for range 15 {
-			codes[in.do(t, "POST", "/v1/sessions", "", login).Status]++
+			codes[in.Do(t, "POST", "/v1/sessions", "", login).Status]++
 		}
 		return codes, time.Since(start)
 	}
@@ -137,20 +137,20 @@ func TestLoginThrottleFollowsTheSwitch(t *testing.T) {
 	if most := 10 + int(took.Seconds()*10) + 1; codes[401] < 10 || codes[401] > most || codes[429] == 0 {
 		t.Fatalf("rate_limit on: %v in %v, want 10..%d answered and the rest throttled", codes, took, most)
 	}
-	r := in.do(t, "POST", "/v1/sessions", "", login)
-	if r.Status != 429 || r.errCode() != "rate_limited" || r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Remaining") != "0" {
+	r := in.Do(t, "POST", "/v1/sessions", "", login)
+	if r.Status != 429 || r.ErrCode() != "rate_limited" || r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Remaining") != "0" {
 		t.Fatalf("throttled answer: %d %v %s", r.Status, r.Header, r.Raw)
 	}
 
 	// Flip the fix off at run time through the admin API: no restart.
-	r = do(t, "PUT", in.admin+"/admin/fixes", "admin-test-token", strings.NewReader(`{"fixes":"resilient,-rate_limit"}`))
+	r = testkit.Do(t, "PUT", in.Admin+"/admin/fixes", "admin-test-token", strings.NewReader(`{"fixes":"resilient,-rate_limit"}`))
 	if r.Status != 200 {
 		t.Fatalf("admin PUT: %d %s", r.Status, r.Raw)
 	}
 	if codes, _ := burst(); codes[429] != 0 || codes[401] != 15 {
 		t.Fatalf("rate_limit off: %v, want nothing throttled", codes)
 	}
-	if !strings.Contains(in.logs.String(), `"switched_off":["rate_limit"]`) {
+	if !strings.Contains(in.Logs.String(), `"switched_off":["rate_limit"]`) {
 		t.Fatal("the switch must be logged")
 	}
 }
@@ -160,9 +160,9 @@ func TestProfileCacheIsInvalidatedByPoints(t *testing.T) {
 	in := start(t)
 	rdb, _ := testkit.Redis(t)
 	id, token := in.register(t, "dee@example.com")
-	key := fmt.Sprintf("%sprofile:%d", in.redisPrefix, id)
+	key := fmt.Sprintf("%sprofile:%d", in.Env["REDIS_KEY_PREFIX"], id)
 
-	if r := in.do(t, "GET", "/v1/users/me", token, ""); r.Status != 200 {
+	if r := in.Do(t, "GET", "/v1/users/me", token, ""); r.Status != 200 {
 		t.Fatal(r.Raw)
 	}
 	if n, _ := rdb.Exists(context.Background(), key).Result(); n != 1 {
@@ -171,7 +171,7 @@ func TestProfileCacheIsInvalidatedByPoints(t *testing.T) {
 	publishOrder(t, in, "ev-cache", id, 2500)
 	waitPoints(t, in, id, 25)
 	// The read after the event saw the new balance, so the stale entry was dropped.
-	if r := in.do(t, "GET", "/v1/users/me", token, ""); r.Body["points"] != 25.0 {
+	if r := in.Do(t, "GET", "/v1/users/me", token, ""); r.Body["points"] != 25.0 {
 		t.Fatalf("me after points: %s", r.Raw)
 	}
 }
@@ -180,7 +180,7 @@ func TestMetricsOnAdminPort(t *testing.T) {
 	t.Parallel()
 	in := start(t)
 	in.register(t, "eve@example.com")
-	r := do(t, "GET", in.admin+"/metrics", "", nil)
+	r := testkit.Do(t, "GET", in.Admin+"/metrics", "", nil)
 	for _, series := range []string{
 		`http_requests_total{code="201",method="POST",route="/v1/users"} 1`,
 		`http_request_duration_seconds_bucket{method="POST",route="/v1/sessions"`,
@@ -196,7 +196,7 @@ func TestMetricsOnAdminPort(t *testing.T) {
 			t.Errorf("/metrics lacks %s", series)
 		}
 	}
-	if r := do(t, "GET", in.api+"/metrics", "", nil); r.Status != http.StatusNotFound {
+	if r := testkit.Do(t, "GET", in.API+"/metrics", "", nil); r.Status != http.StatusNotFound {
 		t.Errorf("/metrics must not be on the public port: %d", r.Status)
 	}
 }

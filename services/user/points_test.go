@@ -38,14 +38,14 @@ func publishWithMsgID(t *testing.T, in *instance, msgID, eventID string, userID,
 	t.Helper()
 	ev := events.OrderCreated{EventID: eventID, OrderID: "o-" + eventID, UserID: userID, TotalCents: cents, OccurredAt: time.Now().UTC(),
 		Items: []events.Item{{ProductID: 1, Quantity: 1, PriceCents: cents}}}
-	if err := events.Publish(context.Background(), jetStream(t), events.Orders(in.env["EVENTS_NAMESPACE"]).OrderCreated, msgID, ev); err != nil {
+	if err := events.Publish(context.Background(), jetStream(t), events.Orders(in.Env["EVENTS_NAMESPACE"]).OrderCreated, msgID, ev); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func points(t *testing.T, in *instance, id int64) int64 {
 	t.Helper()
-	r := in.do(t, "GET", fmt.Sprintf("/internal/v1/users/%d", id), "", "")
+	r := in.Do(t, "GET", fmt.Sprintf("/internal/v1/users/%d", id), "", "")
 	if r.Status != http.StatusOK {
 		t.Fatalf("user %d: %d %s", id, r.Status, r.Raw)
 	}
@@ -61,7 +61,7 @@ func waitPoints(t *testing.T, in *instance, id, want int64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("user %d has %d points, want %d\n%s", id, points(t, in, id), want, in.logs.String())
+	t.Fatalf("user %d has %d points, want %d\n%s", id, points(t, in, id), want, in.Logs.String())
 }
 
 func TestSameEventTwiceAddsPointsOnce(t *testing.T) {

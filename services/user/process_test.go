@@ -93,18 +93,18 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	env["SHUTDOWN_DRAIN_DELAY"] = "200ms"
 	cmd := exec.Command(build(t))
 	cmd.Env = environ(env)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	in := &instance{logs: logs}
-	in.api, in.admin = listening(t, logs)
-	in.waitStatus(t, "/readyz", 200, 20*time.Second)
+	in := &instance{&testkit.Instance{Logs: logs}}
+	in.API, in.Admin = testkit.Listening(t, logs)
+	in.WaitStatus(t, "/readyz", 200, 20*time.Second)
 
 	body := `{"email":"slow@example.com","password":"correct horse battery","name":"Slow"}`
-	conn, err := net.Dial("tcp", strings.TrimPrefix(in.api, "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(in.API, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	in.waitStatus(t, "/readyz", 503, 5*time.Second) // readiness fails first
+	in.WaitStatus(t, "/readyz", 503, 5*time.Second) // readiness fails first
 	if _, err := conn.Write([]byte(body[10:])); err != nil {
 		t.Fatal(err)
 	}
@@ -144,22 +144,22 @@ func TestWaitsForPostgres(t *testing.T) {
 	env["DATABASE_URL"] = strings.Replace(env["DATABASE_URL"], "127.0.0.1:5432", proxy.Addr, 1)
 	in := startWith(t, env)
 
-	in.waitStatus(t, "/livez", 200, 5*time.Second)
-	for !strings.Contains(in.logs.String(), `"attempt":2`) {
+	in.WaitStatus(t, "/livez", 200, 5*time.Second)
+	for !strings.Contains(in.Logs.String(), `"attempt":2`) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	r := in.do(t, "GET", "/readyz", "", "")
+	r := in.Do(t, "GET", "/readyz", "", "")
 	if pg := r.Body["checks"].(map[string]any)["postgres"].(map[string]any); r.Status != 503 || pg["status"] != "down" {
 		t.Fatalf("readyz with Postgres down: %d %s", r.Status, r.Raw)
 	}
-	if r := in.do(t, "POST", "/v1/users", "", `{}`); r.Status != 503 || r.errCode() != "starting" || r.Header.Get("Retry-After") == "" {
+	if r := in.Do(t, "POST", "/v1/users", "", `{}`); r.Status != 503 || r.ErrCode() != "starting" || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("API before start-up: %d %s", r.Status, r.Raw)
 	}
-	if n := strings.Count(in.logs.String(), `"message":"waiting for dependency","service":"user","dependency":"postgres"`); n < 2 {
+	if n := strings.Count(in.Logs.String(), `"message":"waiting for dependency","service":"user","dependency":"postgres"`); n < 2 {
 		t.Fatalf("want a log line per retry, got %d", n)
 	}
 
 	proxy.SetUp(true)
-	in.waitStatus(t, "/readyz", 200, 10*time.Second)
+	in.WaitStatus(t, "/readyz", 200, 10*time.Second)
 	in.register(t, "late@example.com")
 }

@@ -1,0 +1,189 @@
+// Package postgres is the search service's products.Store on Postgres:
+// full-text search on a generated tsvector with a GIN index, trigram
+// similarity for typos, keyset pagination.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/stampede-shop/stampede/pkg/catalog"
+	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/events"
+	"github.com/stampede-shop/stampede/services/search/products"
+)
+
+// Store implements products.Store.
+type Store struct{ db *db.DB }
+
+// NewStore returns a Store over d.
+func NewStore(d *db.DB) *Store { return &Store{db: d} }
+
+var _ products.Store = (*Store)(nil)
+
+const columns = `id, sku, name, description, category, price_cents, currency, sold, in_stock`
+
+// trigramThreshold is the word similarity a name needs to match a typo:
+// "iphnoe" against "iPhone 17 Pro 256GB" scores 0.43.
+const trigramThreshold = "0.4"
+
+// searchSQL builds the query of one mode. The rank expression is the keyset's
+// first column, so the cursor condition repeats it.
+func searchSQL(mode products.Mode, q products.Query, after *products.Cursor, limit int) (string, []any) {
+	var rank, from string
+	var where []string
+	var args []any
+	switch mode {
+	case products.ModeText:
+		// An exact name match is what someone typing a product's name wants
+		// first, whatever ts_rank thinks of the words' frequencies.
+		rank = `(ts_rank(search, query) + CASE WHEN lower(name) = lower(@text) THEN 1 ELSE 0 END)::real`
+		from = `products, websearch_to_tsquery('english', @text) AS query`
+		where = append(where, `search @@ query`)
+	case products.ModeTrigram:
+		rank = `word_similarity(@text, name)::real`
+		from = `products`
+		where = append(where, `@text <% name`) // served by the trigram GIN index
+	default:
+		rank = `0::real`
+		from = `products`
+	}
+	named := map[string]any{"text": q.Text}
+	if q.Category != "" {
+		where = append(where, `category = @category`)
+		named["category"] = q.Category
+	}
+	if q.MinPrice != nil {
+		where = append(where, `price_cents >= @min_price`)
+		named["min_price"] = *q.MinPrice
+	}
+	if q.MaxPrice != nil {
+		where = append(where, `price_cents <= @max_price`)
+		named["max_price"] = *q.MaxPrice
+	}
+	if after != nil {
+		where = append(where, fmt.Sprintf(`(%[1]s < @after_rank OR (%[1]s = @after_rank AND id > @after_id))`, rank))
+		named["after_rank"], named["after_id"] = after.Rank, after.ID
+	}
+	sql := `SELECT ` + columns + `, ` + rank + ` AS rank FROM ` + from
+	if len(where) > 0 {
+		sql += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	sql += ` ORDER BY rank DESC, id LIMIT @limit`
+	named["limit"] = limit
+	args = append(args, named)
+	return sql, args
+}
+
+type hitRow struct {
+	products.Product
+	Rank float32
+}
+
+// Search runs one page of a query.
+func (s *Store) Search(ctx context.Context, mode products.Mode, q products.Query, after *products.Cursor, limit int) ([]products.Hit, error) {
+	sql, args := searchSQL(mode, q, after, limit)
+	var rows []hitRow
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if mode == products.ModeTrigram {
+			// Local to this transaction: the threshold the <% operator uses.
+			if err := tx.Exec(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Raw(sql, args...).Scan(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: search: %w", err)
+	}
+	hits := make([]products.Hit, len(rows))
+	for i, r := range rows {
+		hits[i] = products.Hit{Product: r.Product, Rank: r.Rank}
+	}
+	return hits, nil
+}
+
+// Product reads one product.
+func (s *Store) Product(ctx context.Context, id int64) (products.Product, error) {
+	var p products.Product
+	var found bool
+	err := s.db.Do(ctx, func(tx *gorm.DB) error {
+		res := tx.Raw(`SELECT `+columns+` FROM products WHERE id = ?`, id).Scan(&p)
+		found = res.RowsAffected > 0
+		return res.Error
+	})
+	if err != nil {
+		return p, fmt.Errorf("postgres: product %d: %w", id, err)
+	}
+	if !found {
+		return p, products.ErrNotFound
+	}
+	return p, nil
+}
+
+// ApplySold adds the items to sold and takes them off in_stock, recording the
+// event in the same transaction so a redelivery changes nothing.
+func (s *Store) ApplySold(ctx context.Context, consumer, eventID string, items []events.Item) (bool, error) {
+	applied := false
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Exec(`INSERT INTO processed_events (consumer, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, consumer, eventID)
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		for _, it := range items {
+			err := tx.Exec(`UPDATE products SET sold = sold + @q, in_stock = GREATEST(in_stock - @q, 0), updated_at = now() WHERE id = @id`,
+				map[string]any{"q": it.Quantity, "id": it.ProductID}).Error
+			if err != nil {
+				return err
+			}
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("postgres: apply sold: %w", err)
+	}
+	return applied, nil
+}
+
+// productRow is the table's shape for the seed.
+type productRow struct {
+	ID          int64
+	SKU         string
+	Name        string
+	Description string
+	Category    string
+	PriceCents  int64
+	Currency    string
+	InStock     int64
+	UpdatedAt   time.Time
+}
+
+func (productRow) TableName() string { return "products" }
+
+// Seed inserts the first n products of the shared catalog; products already
+// there are left as they are, so seeding twice is harmless.
+func (s *Store) Seed(ctx context.Context, n int) error {
+	cat := catalog.Generate(n)
+	rows := make([]productRow, len(cat))
+	now := time.Now()
+	for i, p := range cat {
+		rows[i] = productRow{ID: p.ID, SKU: p.SKU, Name: p.Name, Description: p.Description, Category: p.Category,
+			PriceCents: p.PriceCents, Currency: p.Currency, InStock: p.Stock, UpdatedAt: now}
+	}
+	err := s.db.Do(ctx, func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, 1000).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`ANALYZE products`).Error // fresh statistics, so the planner picks the indexes
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: seed: %w", err)
+	}
+	return nil
+}
