@@ -19,7 +19,7 @@ type RunFunc func(ctx context.Context, args []string, getenv func(string) string
 // Env returns the environment of a service instance of the test's own: a
 // fresh database, Redis key prefix and JetStream namespace, ports chosen by
 // the kernel, fast shutdown, debug logs.
-func Env(t *testing.T) map[string]string {
+func Env(t testing.TB) map[string]string {
 	t.Helper()
 	_, prefix := Redis(t)
 	_, ns := NATS(t)
@@ -48,7 +48,7 @@ type Instance struct {
 // Start runs a service in-process with env and waits until it listens. It is
 // stopped (as by SIGTERM) when the test ends, and its log is printed if the
 // test failed.
-func Start(t *testing.T, run RunFunc, env map[string]string) *Instance {
+func Start(t testing.TB, run RunFunc, env map[string]string) *Instance {
 	t.Helper()
 	in := &Instance{Env: env, Logs: &SyncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +73,7 @@ func Start(t *testing.T, run RunFunc, env map[string]string) *Instance {
 }
 
 // StartReady is Start, then waits for /readyz to answer 200.
-func StartReady(t *testing.T, run RunFunc, env map[string]string) *Instance {
+func StartReady(t testing.TB, run RunFunc, env map[string]string) *Instance {
 	t.Helper()
 	in := Start(t, run, env)
 	in.WaitStatus(t, "/readyz", http.StatusOK, 15*time.Second)
@@ -84,7 +84,7 @@ func StartReady(t *testing.T, run RunFunc, env map[string]string) *Instance {
 func (in *Instance) Stop() error { return in.stop() }
 
 // Listening reads the addresses from a service's "listening" log line.
-func Listening(t *testing.T, logs *SyncBuffer) (api, admin string) {
+func Listening(t testing.TB, logs *SyncBuffer) (api, admin string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -101,7 +101,7 @@ func Listening(t *testing.T, logs *SyncBuffer) (api, admin string) {
 }
 
 // WaitStatus polls path until it answers status.
-func (in *Instance) WaitStatus(t *testing.T, path string, status int, within time.Duration) {
+func (in *Instance) WaitStatus(t testing.TB, path string, status int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	last := 0
@@ -133,13 +133,13 @@ func (r Response) ErrCode() string {
 }
 
 // Do sends a request to the instance's API.
-func (in *Instance) Do(t *testing.T, method, path, token, body string) Response {
+func (in *Instance) Do(t testing.TB, method, path, token, body string) Response {
 	t.Helper()
 	return Do(t, method, in.API+path, token, strings.NewReader(body))
 }
 
 // Do sends a request with an optional bearer token and decodes the answer.
-func Do(t *testing.T, method, url, token string, body io.Reader) Response {
+func Do(t testing.TB, method, url, token string, body io.Reader) Response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {

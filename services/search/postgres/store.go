@@ -180,7 +180,11 @@ func (s *Store) Seed(ctx context.Context, n int) error {
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, 1000).Error; err != nil {
 			return err
 		}
-		return tx.Exec(`ANALYZE products`).Error // fresh statistics, so the planner picks the indexes
+		// After a bulk insert the GIN indexes keep the new entries in their
+		// pending list (fastupdate) until the next vacuum; the planner prices
+		// that in and scans the table instead. VACUUM flushes the list and
+		// ANALYZE gives the planner fresh statistics.
+		return tx.Exec(`VACUUM ANALYZE products`).Error
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: seed: %w", err)

@@ -1,0 +1,133 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/stampede-shop/stampede/pkg/catalog"
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+	"github.com/stampede-shop/stampede/services/search/migrations"
+	"github.com/stampede-shop/stampede/services/search/products"
+)
+
+func seededStore(t testing.TB, n int) (*Store, *db.DB) {
+	t.Helper()
+	url := testkit.Database(t)
+	ctx := context.Background()
+	if err := db.Migrate(ctx, url, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Open(url, config.DB{MaxOpen: 4, MaxIdle: 4, AcquireTimeout: time.Second, StatementTimeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	s := NewStore(d)
+	if err := s.Seed(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	return s, d
+}
+
+// Selective searches must be served by the GIN index on the generated
+// tsvector, and typos by the trigram index, on the full seeded catalog.
+// (A word that a few percent of the catalog contains is, rightly, read with
+// a sequential scan of this 2 MB table: the planner knows best there.)
+func TestSearchUsesTheIndexes(t *testing.T) {
+	t.Parallel()
+	_, d := seededStore(t, catalog.DefaultSize)
+	for _, c := range []struct {
+		mode  products.Mode
+		text  string
+		index string
+	}{
+		{products.ModeText, "iphone", "products_search_idx"},
+		{products.ModeText, "kestrel chronograph sand", "products_search_idx"},
+		{products.ModeTrigram, "iphnoe", "products_name_trgm_idx"},
+	} {
+		mode, index := c.mode, c.index
+		sql, args := searchSQL(mode, products.Query{Text: c.text}, nil, 21)
+		var rows []map[string]any
+		err := d.Tx(context.Background(), func(tx *gorm.DB) error {
+			if mode == products.ModeTrigram {
+				tx.Exec(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold)
+			}
+			return tx.Raw(`EXPLAIN (FORMAT JSON) `+sql, args...).Scan(&rows).Error
+		})
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("explain: %v %v", err, rows)
+		}
+		plan, ok := rows[0]["QUERY PLAN"].(string)
+		if !ok { // some drivers decode json columns themselves
+			b, _ := json.Marshal(rows[0]["QUERY PLAN"])
+			plan = string(b)
+		}
+		if !strings.Contains(plan, `"Index Name": "`+index+`"`) {
+			t.Errorf("%s search does not use %s:\n%s", mode, index, plan)
+		}
+		if strings.Contains(plan, `"Node Type": "Seq Scan"`) {
+			t.Errorf("%s search scans the whole table:\n%s", mode, plan)
+		}
+	}
+}
+
+func TestSeedIsIdempotentAndMatchesTheCatalog(t *testing.T) {
+	t.Parallel()
+	s, d := seededStore(t, 50)
+	if err := s.Seed(context.Background(), 50); err != nil {
+		t.Fatal(err)
+	}
+	var count int64
+	d.Do(context.Background(), func(tx *gorm.DB) error { return tx.Raw(`SELECT count(*) FROM products`).Row().Scan(&count) })
+	if count != 50 {
+		t.Fatalf("%d products after seeding twice, want 50", count)
+	}
+	p, err := s.Product(context.Background(), catalog.HotProductID)
+	want := catalog.Generate(1)[0]
+	if err != nil || p.Name != want.Name || p.PriceCents != want.PriceCents || p.InStock != want.Stock {
+		t.Fatalf("hot product %+v %v, want %+v", p, err, want)
+	}
+}
+
+func BenchmarkStoreSearchText(b *testing.B) {
+	s, _ := seededStore(b, catalog.DefaultSize)
+	q := products.Query{Text: "laptop", Limit: 20}
+	b.ReportAllocs()
+	for b.Loop() {
+		if hits, err := s.Search(context.Background(), products.ModeText, q, nil, 21); err != nil || len(hits) != 21 {
+			b.Fatal(err, len(hits))
+		}
+	}
+}
+
+func BenchmarkStoreSearchTypo(b *testing.B) {
+	s, _ := seededStore(b, catalog.DefaultSize)
+	q := products.Query{Text: "iphnoe", Limit: 20}
+	b.ReportAllocs()
+	for b.Loop() {
+		if hits, err := s.Search(context.Background(), products.ModeTrigram, q, nil, 21); err != nil || len(hits) == 0 {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStoreProduct(b *testing.B) {
+	s, _ := seededStore(b, catalog.DefaultSize)
+	b.ReportAllocs()
+	i := int64(0)
+	for b.Loop() {
+		i++
+		if _, err := s.Product(context.Background(), i%catalog.DefaultSize+1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
