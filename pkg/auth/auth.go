@@ -18,6 +18,10 @@ import (
 
 const issuer = "stampede-user"
 
+// DevSecret is the development default of JWT_SECRET, shared by the services
+// so that `make dev` works out of the box. Production refuses it.
+const DevSecret = "dev-only-jwt-secret-change-me"
+
 // Tokens issues and verifies tokens with one shared secret.
 type Tokens struct {
 	secret []byte

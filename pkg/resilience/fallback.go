@@ -29,10 +29,16 @@ func NewFallback[T any](store *cache.Store, fresh, keep time.Duration, board *fi
 	return &Fallback[T]{store: store, fresh: fresh, keep: keep, board: board, obs: obs}
 }
 
-// Get returns the value for key: fresh from the cache, else from load, else —
-// if load fails and the cache_fallback fix is on — the last good copy with
-// stale = true. A cache that is down only costs the cache: load still runs.
+// Get returns the value for key: fresh from the cache, else from load, else
+// the last good copy with stale = true. A cache that is down only costs the
+// cache: load still runs. With the cache_fallback fix off there is no cache
+// at all: every read is a load, as in the incident.
 func (f *Fallback[T]) Get(ctx context.Context, key string, load func(context.Context) (T, error)) (v T, stale bool, err error) {
+	if !f.board.On(fixes.CacheFallback) {
+		v, err = load(ctx)
+		return v, false, err
+	}
+	// fix: cache_fallback — cache-aside, with a last good copy kept for outages.
 	found, ticket, cerr := f.store.Lookup(ctx, key, &v)
 	if found {
 		return v, false, nil
@@ -47,10 +53,10 @@ func (f *Fallback[T]) Get(ctx context.Context, key string, load func(context.Con
 		_ = f.store.Set(ctx, lastGood(key), v, f.keep)
 		return v, false, nil
 	}
-	if Classify(err) != Failure || !f.board.On(fixes.CacheFallback) {
+	if Classify(err) != Failure {
 		return v, false, err
 	}
-	// fix: cache_fallback — the dependency failed; the last good copy beats an error.
+	// The dependency failed: the last good copy beats an error.
 	var last T
 	if ok, _ := f.store.Get(ctx, lastGood(key), &last); ok {
 		f.obs.servedStale()

@@ -148,10 +148,16 @@ func Do(t testing.TB, method, url, token string, body io.Reader) Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return DoRequest(t, req)
+}
+
+// DoRequest sends req as JSON and decodes the answer.
+func DoRequest(t testing.TB, req *http.Request) Response {
+	t.Helper()
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)

@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"github.com/stampede-shop/stampede/pkg/auth"
 	"github.com/stampede-shop/stampede/pkg/config"
 )
 
@@ -22,7 +23,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	e := config.New(getenv)
 	c := Config{
 		Common:     config.LoadCommon(e, "user", ":8081", ":9081"),
-		JWTSecret:  e.Secret("JWT_SECRET", "dev-only-jwt-secret-change-me"),
+		JWTSecret:  e.Secret("JWT_SECRET", auth.DevSecret),
 		TokenTTL:   e.Duration("TOKEN_TTL", time.Hour),
 		BcryptCost: e.Int("BCRYPT_COST", 10, 4, 14),
 		ProfileTTL: e.Duration("PROFILE_CACHE_TTL", 5*time.Minute),

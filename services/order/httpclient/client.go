@@ -1,0 +1,90 @@
+// Package httpclient calls the user and search services. In the resilient
+// form each call has a timeout, a bulkhead, a breaker and a cache with a last
+// good copy; in the naive form it has none of them, as in the incident.
+package httpclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/resilience"
+	"github.com/stampede-shop/stampede/pkg/telemetry"
+)
+
+// errNotFound is a 404 from the other service: an answer, not a failure.
+var errNotFound = errors.New("not found")
+
+// StatusError is any other non-2xx answer.
+type StatusError struct {
+	URL    string
+	Status int
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("GET %s: %d", e.URL, e.Status) }
+
+// ClientError: a 4xx is not the other service failing.
+func (e *StatusError) ClientError() bool { return e.Status < 500 && e.Status != http.StatusTooManyRequests }
+
+// caller is the protection around one dependency.
+type caller struct {
+	name     string
+	http     *http.Client
+	timeout  time.Duration
+	board    *fixes.Board
+	breaker  *resilience.Breaker[struct{}]
+	bulkhead *resilience.Bulkhead
+}
+
+func newCaller(name string, timeout time.Duration, board *fixes.Board, obs *resilience.Observer) caller {
+	return caller{
+		name:    name,
+		http:    telemetry.HTTPClient(0), // no client-wide timeout: the naive form has none; the context bounds each call
+		timeout: timeout,
+		board:   board,
+		breaker: resilience.NewBreaker[struct{}](resilience.BreakerSettings{Name: name}, board, obs),
+		// Enough for the spike's concurrency, few enough that a slow
+		// dependency cannot hold every goroutine of this service.
+		bulkhead: resilience.NewBulkhead(name, 64, 50*time.Millisecond, obs),
+	}
+}
+
+// getJSON GETs url into v through the protections the fixes switch on.
+func (c caller) getJSON(ctx context.Context, url string, v any) error {
+	call := func(ctx context.Context) error {
+		if c.board.On(fixes.Timeouts) {
+			// fix: timeouts — no outbound call waits longer than this.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusNotFound:
+			return resilience.NotFound(errNotFound)
+		case resp.StatusCode != http.StatusOK:
+			return &StatusError{URL: url, Status: resp.StatusCode}
+		}
+		return json.NewDecoder(resp.Body).Decode(v)
+	}
+	if c.board.On(fixes.PoolGuard) {
+		// fix: pool_guard — like the database pool, each dependency gets a
+		// bounded share of concurrency and a bounded wait for it.
+		inner := call
+		call = func(ctx context.Context) error { return c.bulkhead.Do(ctx, inner) }
+	}
+	_, err := c.breaker.Do(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, call(ctx) })
+	return err
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/pkg/auth"
+	"github.com/stampede-shop/stampede/pkg/catalog"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+const (
+	testSecret = "test-secret-test-secret-test-secret"
+	inventory  = 100 // products seeded; product 1 is the hot SKU with stock 100
+)
+
+// deps stands in for the user and search services: the two routes this
+// service calls, with a latency the test can set.
+type deps struct {
+	users, search *httptest.Server
+	userDelay     atomic.Int64 // nanoseconds
+	userCalls     atomic.Int64
+}
+
+func startDeps(t *testing.T) *deps {
+	t.Helper()
+	d := &deps{}
+	prices := map[int64]int64{}
+	for _, p := range catalog.Generate(inventory) {
+		prices[p.ID] = p.PriceCents
+	}
+	d.users = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.userCalls.Add(1)
+		time.Sleep(time.Duration(d.userDelay.Load()))
+		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/internal/v1/users/"), 10, 64)
+		if id <= 0 || id > 1_000_000 {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"id":%d,"email":"u%d@example.com","name":"U","points":0}`, id, id)
+	}))
+	d.search = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/v1/products/"), 10, 64)
+		price, ok := prices[id]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"id":%d,"price_cents":%d}`, id, price)
+	}))
+	t.Cleanup(func() { d.users.Close(); d.search.Close() })
+	return d
+}
+
+// start seeds an inventory and runs the order service with fixes.
+func start(t *testing.T, fixesValue string, d *deps, edit ...func(map[string]string)) *testkit.Instance {
+	t.Helper()
+	env := testkit.Env(t)
+	env["JWT_SECRET"] = testSecret
+	env["USER_SERVICE_URL"] = d.users.URL
+	env["SEARCH_SERVICE_URL"] = d.search.URL
+	env["FIXES"] = fixesValue
+	for _, e := range edit {
+		e(env)
+	}
+	var out testkit.SyncBuffer
+	if err := run(context.Background(), []string{"order", "seed", strconv.Itoa(inventory)}, testkit.Getenv(env), nil, &out, &out); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out.String())
+	}
+	return testkit.StartReady(t, run, env)
+}
+
+func token(t *testing.T, userID int64) string {
+	t.Helper()
+	tok, _, err := auth.NewTokens(testSecret, time.Hour).Issue(userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// place posts an order with an idempotency key.
+func place(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, in.API+"/v1/orders", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	return testkit.DoRequest(t, req)
+}

@@ -1,0 +1,119 @@
+// Package nats is the order service's link to NATS JetStream: the outbox
+// relay (fix: outbox) and the direct publisher of the naive form.
+package nats
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stampede-shop/stampede/pkg/events"
+	"github.com/stampede-shop/stampede/services/order/postgres"
+)
+
+// Relay moves outbox rows to JetStream until its context ends.
+type Relay struct {
+	store   *postgres.Store
+	js      jetstream.JetStream
+	log     *slog.Logger
+	nudge   chan struct{}
+	pending prometheus.Gauge
+	age     prometheus.Gauge
+	sent    prometheus.Counter
+}
+
+// NewRelay returns a relay; its metrics go on reg.
+func NewRelay(store *postgres.Store, js jetstream.JetStream, reg prometheus.Registerer, log *slog.Logger) *Relay {
+	r := &Relay{store: store, js: js, log: log, nudge: make(chan struct{}, 1),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "outbox_pending", Help: "Outbox events not yet published."}),
+		age:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "outbox_oldest_age_seconds", Help: "Age of the oldest unpublished outbox event."}),
+		sent:    prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_published_total", Help: "Outbox events published."}),
+	}
+	reg.MustRegister(r.pending, r.age, r.sent)
+	return r
+}
+
+// Nudge wakes the relay after a commit, so events leave in milliseconds
+// rather than at the next tick.
+func (r *Relay) Nudge() {
+	select {
+	case r.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx ends. While NATS is down it backs off, doubling the
+// wait up to 5 s; rows wait safely in Postgres meanwhile.
+func (r *Relay) Run(ctx context.Context) {
+	const idle, maxBackoff = 250 * time.Millisecond, 5 * time.Second
+	wait := idle
+	for {
+		n, err := r.Flush(ctx)
+		switch {
+		case err != nil:
+			wait = min(max(2*wait, 100*time.Millisecond), maxBackoff)
+			if ctx.Err() == nil {
+				r.log.Warn("outbox relay: publish failed; backing off", "error", err, "retry_in", wait)
+			}
+		case n > 0:
+			wait = 0 // more may be waiting
+		default:
+			wait = idle
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.nudge:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Flush relays until the outbox is empty or a publish fails.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	total := 0
+	defer r.report(ctx)
+	for {
+		n, err := r.store.RelayBatch(ctx, 100, r.publish)
+		total += n
+		r.sent.Add(float64(n))
+		if err != nil || n < 100 {
+			return total, err
+		}
+	}
+}
+
+func (r *Relay) publish(ctx context.Context, p postgres.Pending) error {
+	msg := nats.NewMsg(p.Subject)
+	msg.Data = p.Payload
+	for k, v := range p.Headers { // the W3C trace context of the request that placed the order
+		msg.Header.Set(k, v)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(p.EventID))
+	return err
+}
+
+func (r *Relay) report(ctx context.Context) {
+	n, age, err := r.store.Backlog(ctx)
+	if err == nil {
+		r.pending.Set(float64(n))
+		r.age.Set(age.Seconds())
+	}
+}
+
+// Direct publishes straight to JetStream: the naive form, after the commit.
+type Direct struct {
+	JS      jetstream.JetStream
+	Subject string
+}
+
+// Publish sends ev and waits for the acknowledgement.
+func (d Direct) Publish(ctx context.Context, ev events.OrderCreated) error {
+	return events.Publish(ctx, d.JS, d.Subject, ev.EventID, ev)
+}

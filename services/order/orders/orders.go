@@ -1,0 +1,182 @@
+// Package orders is the order service's domain: orders, the request to place
+// one, idempotency, and the two forms of the flash-sale path (see service.go).
+// It imports no adapter; Postgres, Redis, NATS and the other services adapt
+// to the interfaces declared here.
+package orders
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stampede-shop/stampede/pkg/events"
+)
+
+// Order is a placed order.
+type Order struct {
+	ID         string    `json:"id"`
+	UserID     int64     `json:"-"`
+	Status     string    `json:"status"`
+	TotalCents int64     `json:"total_cents"`
+	Items      []Item    `json:"items"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Item is one line of an order.
+type Item struct {
+	ProductID  int64 `json:"product_id"`
+	Quantity   int   `json:"quantity"`
+	PriceCents int64 `json:"price_cents"`
+}
+
+// StatusCreated is the status of a placed order.
+const StatusCreated = "created"
+
+// Limits of a request.
+const (
+	MaxItems       = 20
+	MaxQuantity    = 10 // per line: a flash sale is not for resellers
+	MaxKeyBytes    = 255
+	IdempotencyTTL = 24 * time.Hour
+)
+
+// Errors of the domain; the HTTP edge maps them in one place.
+var (
+	ErrSoldOut        = errors.New("orders: sold out")
+	ErrNotFound       = errors.New("orders: not found")
+	ErrUnknownProduct = errors.New("orders: unknown product")
+	ErrUnknownUser    = errors.New("orders: unknown user")
+	ErrKeyReused      = errors.New("orders: idempotency key reused with a different request")
+	ErrInProgress     = errors.New("orders: a request with this idempotency key is in progress")
+)
+
+// Request is the body of POST /v1/orders.
+type Request struct {
+	Items []struct {
+		ProductID int64 `json:"product_id"`
+		Quantity  int   `json:"quantity"`
+	} `json:"items"`
+}
+
+// Valid reports the problems of r by field.
+func (r Request) Valid(context.Context) map[string]string {
+	problems := map[string]string{}
+	switch n := len(r.Items); {
+	case n == 0:
+		problems["items"] = "must hold at least one item"
+	case n > MaxItems:
+		problems["items"] = fmt.Sprintf("must hold at most %d items", MaxItems)
+	}
+	seen := map[int64]bool{}
+	for i, it := range r.Items {
+		field := fmt.Sprintf("items[%d]", i)
+		switch {
+		case it.ProductID <= 0:
+			problems[field+".product_id"] = "must be a positive integer"
+		case seen[it.ProductID]:
+			problems[field+".product_id"] = "appears twice; put the total quantity on one line"
+		}
+		seen[it.ProductID] = true
+		if it.Quantity < 1 || it.Quantity > MaxQuantity {
+			problems[field+".quantity"] = fmt.Sprintf("must be from 1 to %d", MaxQuantity)
+		}
+	}
+	return problems
+}
+
+// Lines returns the requested lines sorted by product id: locks and Redis
+// keys are always taken in the same order, so two orders can never deadlock.
+func (r Request) Lines() []Item {
+	lines := make([]Item, len(r.Items))
+	for i, it := range r.Items {
+		lines[i] = Item{ProductID: it.ProductID, Quantity: it.Quantity}
+	}
+	slices.SortFunc(lines, func(a, b Item) int { return int(a.ProductID - b.ProductID) })
+	return lines
+}
+
+// Hash identifies the request's content for idempotency: the same key with a
+// different body is a client bug, answered 422.
+func (r Request) Hash() string {
+	h := sha256.New()
+	for _, l := range r.Lines() {
+		fmt.Fprintf(h, "%d:%d;", l.ProductID, l.Quantity)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Reply is a stored answer to an idempotent request.
+type Reply struct {
+	Status int
+	Body   []byte
+}
+
+// Claim is the outcome of claiming an idempotency key.
+type Claim struct {
+	Owned  bool   // this request is the first: go ahead
+	Replay *Reply // a finished request's answer, to send again
+}
+
+// Store keeps orders, stock, idempotency keys and the outbox.
+type Store interface {
+	// ClaimKey inserts the key, or reports the earlier request's state:
+	// ErrKeyReused for another body, ErrInProgress while it runs.
+	ClaimKey(ctx context.Context, userID int64, key, hash string) (Claim, error)
+	// ReleaseKey forgets a key whose request failed, so the client may
+	// retry with it.
+	ReleaseKey(ctx context.Context, userID int64, key string) error
+	// InTx runs fn in one transaction: all its writes happen, or none.
+	InTx(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+
+	Order(ctx context.Context, id string) (Order, error)
+	List(ctx context.Context, userID int64, before *ListCursor, limit int) ([]Order, error)
+	Stock(ctx context.Context, productIDs []int64) (map[int64]int64, error)
+}
+
+// Tx is what an order's transaction can do.
+type Tx interface {
+	// LockStock reads stock with SELECT ... FOR UPDATE: the rows stay
+	// locked until the transaction ends.
+	LockStock(ctx context.Context, productIDs []int64) (map[int64]int64, error)
+	// Decrement takes qty off the stock unconditionally (the caller checked).
+	Decrement(ctx context.Context, productID int64, qty int) error
+	// DecrementIfAvailable takes qty off only if that much is there, in one
+	// statement (UPDATE ... WHERE stock >= qty): no lock held across anything.
+	DecrementIfAvailable(ctx context.Context, productID int64, qty int) (bool, error)
+	InsertOrder(ctx context.Context, o *Order) error
+	SaveReply(ctx context.Context, userID int64, key string, r Reply) error
+	AppendOutbox(ctx context.Context, ev events.OrderCreated) error
+}
+
+// ListCursor is where a page of the caller's orders ended.
+type ListCursor struct {
+	CreatedAt time.Time `json:"t"`
+	ID        string    `json:"i"`
+}
+
+// Gate admits or refuses units of hot stock before the database is touched.
+type Gate interface {
+	// Take reserves every line or none; false means sold out.
+	Take(ctx context.Context, lines []Item) (bool, error)
+	// Give returns reserved units after a failed transaction.
+	Give(ctx context.Context, lines []Item) error
+}
+
+// Users tells whether a user exists (the user service).
+type Users interface {
+	Exists(ctx context.Context, userID int64) error
+}
+
+// Catalog gives current prices (the search service).
+type Catalog interface {
+	Price(ctx context.Context, productID int64) (int64, error)
+}
+
+// Publisher sends an event directly, without an outbox.
+type Publisher interface {
+	Publish(ctx context.Context, ev events.OrderCreated) error
+}

@@ -1,0 +1,257 @@
+package orders
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stampede-shop/stampede/pkg/cache"
+	"github.com/stampede-shop/stampede/pkg/events"
+	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/resilience"
+)
+
+// Service holds the order service's use cases.
+type Service struct {
+	store   Store
+	gate    Gate
+	users   Users
+	catalog Catalog
+	pub     Publisher
+	board   *fixes.Board
+	log     *slog.Logger
+	now     func() time.Time
+	reads   *resilience.Breaker[owned]
+	cached  *resilience.Fallback[owned]
+}
+
+// owned is an order with its owner, as cached: ownership is checked on every
+// read, from the cache or a stale copy alike.
+type owned struct {
+	Order
+	Owner int64 `json:"owner"`
+}
+
+// NewService wires the use cases.
+func NewService(store Store, gate Gate, users Users, catalog Catalog, pub Publisher, c *cache.Store,
+	board *fixes.Board, obs *resilience.Observer, log *slog.Logger) *Service {
+	return &Service{store: store, gate: gate, users: users, catalog: catalog, pub: pub, board: board, log: log, now: time.Now,
+		reads: resilience.NewBreaker[owned](resilience.BreakerSettings{Name: "postgres_reads"}, board, obs),
+		// Orders do not change once placed: a cached copy is never wrong.
+		cached: resilience.NewFallback[owned](c, 10*time.Minute, 24*time.Hour, board, obs),
+	}
+}
+
+// Render turns a placed order into the reply stored with its key.
+type Render func(o *Order) Reply
+
+// Place places an order once per (user, idempotency key): the first request
+// does the work, a repeat gets the first one's reply.
+func (s *Service) Place(ctx context.Context, userID int64, key string, req Request, render Render) (Reply, error) {
+	claim, err := s.store.ClaimKey(ctx, userID, key, req.Hash())
+	if err != nil {
+		return Reply{}, err
+	}
+	if claim.Replay != nil {
+		return *claim.Replay, nil
+	}
+	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: req.Lines(), CreatedAt: s.now().UTC()}
+
+	var ev *events.OrderCreated
+	if s.board.On(fixes.HotRow) {
+		ev, err = s.placeGuarded(ctx, o, key, render)
+	} else {
+		ev, err = s.placeNaive(ctx, o, key, render)
+	}
+	if err != nil {
+		// The key is released so the client can retry: nothing was written.
+		if rerr := s.store.ReleaseKey(context.WithoutCancel(ctx), userID, key); rerr != nil {
+			s.log.WarnContext(ctx, "idempotency key not released", "error", rerr)
+		}
+		return Reply{}, err
+	}
+	if ev != nil {
+		// Without the outbox, as the incident had it: published after the
+		// commit. If the process dies here, the order exists and its event
+		// never will; points and sold counts silently go wrong.
+		if err := s.pub.Publish(ctx, *ev); err != nil {
+			s.log.ErrorContext(ctx, "order.created lost: publish after commit failed", "order_id", o.ID, "error", err)
+		}
+	}
+	return render(o), nil
+}
+
+// placeNaive is the flash-sale path as it is usually first written, and as it
+// took the shop down: one transaction locks the product rows, then calls the
+// user and search services while holding the locks and the connection, then
+// checks the stock in Go. Under a spike every request queues on the hot row's
+// lock, every connection of the pool waits with it, and nothing else the
+// service does can get a connection.
+func (s *Service) placeNaive(ctx context.Context, o *Order, key string, reply Render) (*events.OrderCreated, error) {
+	var direct *events.OrderCreated
+	err := s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		stock, err := tx.LockStock(ctx, productIDs(o.Items)) // the locks are held from here to COMMIT
+		if err != nil {
+			return err
+		}
+		if len(stock) != len(o.Items) {
+			return ErrUnknownProduct
+		}
+		if err := s.lookup(ctx, o); err != nil { // two remote calls, under the locks
+			return err
+		}
+		for _, l := range o.Items {
+			if stock[l.ProductID] < int64(l.Quantity) {
+				return ErrSoldOut
+			}
+		}
+		for _, l := range o.Items {
+			if err := tx.Decrement(ctx, l.ProductID, l.Quantity); err != nil {
+				return err
+			}
+		}
+		direct, err = s.write(ctx, tx, o, key, reply)
+		return err
+	})
+	return direct, err
+}
+
+// placeGuarded is the fixed path. Everything slow happens before the
+// transaction; hot stock is gated in Redis so that sold-out requests never
+// reach Postgres; the transaction is a handful of short statements whose
+// conditional UPDATE is what really decides, so nothing can oversell even if
+// the gate is wrong or gone.
+func (s *Service) placeGuarded(ctx context.Context, o *Order, key string, reply Render) (*events.OrderCreated, error) {
+	// fix: hot_row — no remote call while a lock or a connection is held.
+	if err := s.lookup(ctx, o); err != nil {
+		return nil, err
+	}
+	// fix: hot_row — the Redis gate refuses what is sold out without Postgres.
+	gated, err := s.gate.Take(ctx, o.Items)
+	switch {
+	case err != nil:
+		// The gate is an optimisation; without it, Postgres still decides.
+		s.log.WarnContext(ctx, "stock gate unavailable; Postgres decides alone", "error", err)
+	case !gated:
+		return nil, ErrSoldOut
+	}
+	var direct *events.OrderCreated
+	err = s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		for _, l := range o.Items {
+			// fix: hot_row — decrement only what is there, in one statement.
+			ok, err := tx.DecrementIfAvailable(ctx, l.ProductID, l.Quantity)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ErrSoldOut
+			}
+		}
+		var err error
+		direct, err = s.write(ctx, tx, o, key, reply)
+		return err
+	})
+	if err != nil && gated {
+		if gerr := s.gate.Give(context.WithoutCancel(ctx), o.Items); gerr != nil {
+			s.log.WarnContext(ctx, "stock gate not refunded", "error", gerr)
+		}
+	}
+	return direct, err
+}
+
+// write inserts the order and the key's reply and, with the outbox fix, the
+// event, all in the caller's transaction. Without the outbox the event is
+// returned, to be published after the commit.
+func (s *Service) write(ctx context.Context, tx Tx, o *Order, key string, reply Render) (*events.OrderCreated, error) {
+	if err := tx.InsertOrder(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := tx.SaveReply(ctx, o.UserID, key, reply(o)); err != nil {
+		return nil, err
+	}
+	ev := o.event()
+	if !s.board.On(fixes.Outbox) {
+		return &ev, nil
+	}
+	// fix: outbox — the event commits with the order, or neither does.
+	return nil, tx.AppendOutbox(ctx, ev)
+}
+
+// lookup checks the buyer and prices the lines.
+func (s *Service) lookup(ctx context.Context, o *Order) error {
+	if err := s.users.Exists(ctx, o.UserID); err != nil {
+		return err
+	}
+	o.TotalCents = 0
+	for i := range o.Items {
+		price, err := s.catalog.Price(ctx, o.Items[i].ProductID)
+		if err != nil {
+			return err
+		}
+		o.Items[i].PriceCents = price
+		o.TotalCents += price * int64(o.Items[i].Quantity)
+	}
+	return nil
+}
+
+// Get returns one of the caller's orders; stale is true when it is the last
+// good copy, served because Postgres could not be read. Another user's order
+// is ErrNotFound: its existence is none of the caller's business.
+func (s *Service) Get(ctx context.Context, userID int64, id string) (o Order, stale bool, err error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Order{}, false, ErrNotFound
+	}
+	got, stale, err := s.cached.Get(ctx, "order:"+id, func(ctx context.Context) (owned, error) {
+		return s.reads.Do(ctx, func(ctx context.Context) (owned, error) {
+			o, err := s.store.Order(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				return owned{}, resilience.NotFound(err) // an answer, not an outage
+			}
+			return owned{Order: o, Owner: o.UserID}, err
+		})
+	})
+	if err != nil {
+		return Order{}, false, err
+	}
+	if got.Owner != userID {
+		return Order{}, false, ErrNotFound
+	}
+	got.Order.UserID = got.Owner
+	return got.Order, stale, nil
+}
+
+// List returns a page of the caller's orders, newest first.
+func (s *Service) List(ctx context.Context, userID int64, before *ListCursor, limit int) ([]Order, error) {
+	return s.store.List(ctx, userID, before, limit)
+}
+
+func (o *Order) event() events.OrderCreated {
+	items := make([]events.Item, len(o.Items))
+	for i, it := range o.Items {
+		items[i] = events.Item{ProductID: it.ProductID, Quantity: it.Quantity, PriceCents: it.PriceCents}
+	}
+	return events.OrderCreated{EventID: uuid.NewString(), OrderID: o.ID, UserID: o.UserID, Items: items,
+		TotalCents: o.TotalCents, OccurredAt: o.CreatedAt}
+}
+
+func productIDs(lines []Item) []int64 {
+	ids := make([]int64, len(lines))
+	for i, l := range lines {
+		ids[i] = l.ProductID
+	}
+	return ids
+}
+
+// IsClientError reports whether err is the client's problem (4xx), for
+// breakers and logs.
+func IsClientError(err error) bool {
+	for _, e := range []error{ErrSoldOut, ErrNotFound, ErrUnknownProduct, ErrUnknownUser, ErrKeyReused, ErrInProgress} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
