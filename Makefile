@@ -4,7 +4,7 @@ GO            ?= go
 MODULE        := github.com/stampede-shop/stampede
 # Every module of the workspace (go.work): pkg, the services, loadtest.
 PACKAGES      := $(MODULE)/...
-SERVICES      := user search
+SERVICES      := user search order
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 PG            ?= postgres://postgres@127.0.0.1:5432
 TEST_FLAGS    ?= -race -count=1 -timeout 10m
@@ -22,7 +22,8 @@ vet: ## go vet every module
 
 unit: ## only the tests that need no Postgres, Redis or NATS
 	$(GO) test -race -count=1 $(MODULE)/pkg/config/... $(MODULE)/pkg/fixes/... $(MODULE)/pkg/web/... $(MODULE)/pkg/logging/... \
-		$(MODULE)/pkg/catalog/... $(MODULE)/services/user/account/... $(MODULE)/services/search/products/...
+		$(MODULE)/pkg/catalog/... $(MODULE)/services/user/account/... $(MODULE)/services/search/products/... \
+		$(MODULE)/services/order/orders/...
 
 bench: ## the resilience benchmarks and the side-by-side with failsafe-go and go-zero
 	$(GO) test -run XXX -bench . -benchmem ./pkg/resilience/
@@ -32,9 +33,10 @@ build: ## build the service binaries into bin/
 	@mkdir -p bin
 	@for s in $(SERVICES); do echo "go build -o bin/$$s ./services/$$s"; $(GO) build -trimpath -o bin/$$s ./services/$$s || exit 1; done
 
-seed: build ## create the search catalog (10,000 products) in the local stampede_search database
-	$(GO) run ./pkg/cmd/createdb $(PG)/stampede_search
+seed: build ## create the catalog (search) and the inventory (order) of 10,000 products in the local databases
+	$(GO) run ./pkg/cmd/createdb $(PG)/stampede_search $(PG)/stampede_order
 	DATABASE_URL="$(PG)/stampede_search?sslmode=disable" bin/search seed
+	DATABASE_URL="$(PG)/stampede_order?sslmode=disable" bin/order seed
 
 dev: build ## run the services natively against the local Postgres, Redis and NATS (Ctrl-C stops them gracefully)
 	$(GO) run ./pkg/cmd/createdb $(foreach s,$(SERVICES),$(PG)/stampede_$(s))

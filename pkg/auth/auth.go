@@ -20,7 +20,7 @@ const issuer = "stampede-user"
 
 // DevSecret is the development default of JWT_SECRET, shared by the services
 // so that `make dev` works out of the box. Production refuses it.
-const DevSecret = "dev-only-jwt-secret-change-me"
+const DevSecret = "dev-only-jwt-secret-change-me" //nolint:gosec // G101: a development placeholder, refused in production
 
 // Tokens issues and verifies tokens with one shared secret.
 type Tokens struct {

@@ -103,8 +103,13 @@ func (d *DB) Do(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	}
 	defer release()
 	if err := fn(d.gorm.WithContext(ctx)); err != nil {
-		if connectionLost(err) {
+		var pgErr *pgconn.PgError
+		switch {
+		case connectionLost(err):
 			return &UnavailableError{Err: err}
+		case errors.As(err, &pgErr) && (pgErr.Code == "57014" || pgErr.Code == "55P03"):
+			// statement_timeout or lock_timeout (fix: timeouts) cut it off.
+			return &TimeoutError{Err: err}
 		}
 		return err
 	}
@@ -120,6 +125,15 @@ func (e *UnavailableError) Error() string             { return "the database is 
 func (e *UnavailableError) Unwrap() error             { return e.Err }
 func (e *UnavailableError) Code() string              { return "database_unavailable" }
 func (e *UnavailableError) RetryAfter() time.Duration { return time.Second }
+
+// TimeoutError is a statement Postgres cancelled because it ran or waited for
+// a lock too long: the database is overloaded, so 503 + Retry-After.
+type TimeoutError struct{ Err error }
+
+func (e *TimeoutError) Error() string             { return "the database took too long" }
+func (e *TimeoutError) Unwrap() error             { return e.Err }
+func (e *TimeoutError) Code() string              { return "database_timeout" }
+func (e *TimeoutError) RetryAfter() time.Duration { return time.Second }
 
 func connectionLost(err error) bool {
 	var connect *pgconn.ConnectError

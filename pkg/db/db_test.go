@@ -193,6 +193,17 @@ func TestUnreachableDatabaseIsAnOutageNotABug(t *testing.T) {
 	}
 }
 
+func TestStatementTimeoutIsAnOverload(t *testing.T) {
+	t.Parallel()
+	d := open(t, testkit.Database(t), fixes.Resilient, 1) // statement_timeout 1s
+	err := d.Do(context.Background(), func(tx *gorm.DB) error { return tx.Exec("SELECT pg_sleep(2)").Error })
+	var te *db.TimeoutError
+	var ol web.Overload
+	if !errors.As(err, &te) || !errors.As(err, &ol) || ol.Code() != "database_timeout" {
+		t.Fatalf("got %v, want a TimeoutError (503)", err)
+	}
+}
+
 func TestEnsureDatabase(t *testing.T) {
 	t.Parallel()
 	url := testkit.Database(t)

@@ -18,7 +18,7 @@ import (
 // countEvents counts distinct order.created event ids in the instance's
 // stream until want arrive or the wait ends, and reports any delivered twice
 // with different ids for the same order.
-func countEvents(t *testing.T, in *testkit.Instance, want int, within time.Duration) (events_ int, orders map[string]int) {
+func countEvents(t *testing.T, in *testkit.Instance, want int, within time.Duration) (received int, orders map[string]int) {
 	t.Helper()
 	js, _ := testkit.NATS(t)
 	names := events.Orders(in.Env["EVENTS_NAMESPACE"])

@@ -28,7 +28,9 @@ type StatusError struct {
 func (e *StatusError) Error() string { return fmt.Sprintf("GET %s: %d", e.URL, e.Status) }
 
 // ClientError: a 4xx is not the other service failing.
-func (e *StatusError) ClientError() bool { return e.Status < 500 && e.Status != http.StatusTooManyRequests }
+func (e *StatusError) ClientError() bool {
+	return e.Status < 500 && e.Status != http.StatusTooManyRequests
+}
 
 // caller is the protection around one dependency.
 type caller struct {

@@ -54,7 +54,9 @@ func NewCatalog(base string, c *cache.Store, board *fixes.Board, obs *resilience
 // Price returns a product's price in cents.
 func (c *Catalog) Price(ctx context.Context, productID int64) (int64, error) {
 	price, _, err := c.cache.Get(ctx, fmt.Sprintf("price:%d", productID), func(ctx context.Context) (int64, error) {
-		var p struct{ PriceCents int64 `json:"price_cents"` }
+		var p struct {
+			PriceCents int64 `json:"price_cents"`
+		}
 		err := c.getJSON(ctx, fmt.Sprintf("%s/v1/products/%d", c.base, productID), &p)
 		return p.PriceCents, err
 	})

@@ -140,19 +140,22 @@ func (s *Service) placeGuarded(ctx context.Context, o *Order, key string, reply 
 	}
 	var direct *events.OrderCreated
 	err = s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		if direct, err = s.write(ctx, tx, o, key, reply); err != nil {
+			return err
+		}
+		// fix: hot_row — the hot row's lock is taken last, so it is held for
+		// one statement and the commit; and only what is there is taken.
 		for _, l := range o.Items {
-			// fix: hot_row — decrement only what is there, in one statement.
 			ok, err := tx.DecrementIfAvailable(ctx, l.ProductID, l.Quantity)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return ErrSoldOut
+				return ErrSoldOut // rolls back the order written above
 			}
 		}
-		var err error
-		direct, err = s.write(ctx, tx, o, key, reply)
-		return err
+		return nil
 	})
 	if err != nil && gated {
 		if gerr := s.gate.Give(context.WithoutCancel(ctx), o.Items); gerr != nil {
@@ -219,7 +222,7 @@ func (s *Service) Get(ctx context.Context, userID int64, id string) (o Order, st
 	if got.Owner != userID {
 		return Order{}, false, ErrNotFound
 	}
-	got.Order.UserID = got.Owner
+	got.UserID = got.Owner
 	return got.Order, stale, nil
 }
 

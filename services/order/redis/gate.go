@@ -48,7 +48,9 @@ func NewGate(rdb *redis.Client, prefix string, stock Stock, hits func(result str
 
 var _ orders.Gate = (*Gate)(nil)
 
-func (g *Gate) key(productID int64) string { return g.prefix + "stock:" + strconv.FormatInt(productID, 10) }
+func (g *Gate) key(productID int64) string {
+	return g.prefix + "stock:" + strconv.FormatInt(productID, 10)
+}
 
 // Take reserves the lines.
 func (g *Gate) Take(ctx context.Context, lines []orders.Item) (bool, error) {
@@ -62,11 +64,11 @@ func (g *Gate) Take(ctx context.Context, lines []orders.Item) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("gate: %w", err)
 		}
-		switch {
-		case n == 1:
+		switch n {
+		case 1:
 			g.hits("admitted")
 			return true, nil
-		case n == 0:
+		case 0:
 			g.hits("sold_out")
 			return false, nil
 		}
