@@ -22,7 +22,7 @@ func TestIdempotency(t *testing.T) {
 	}
 	// The same key and body (lines in another order): the same answer, byte for byte.
 	again := place(t, in, tok, "k-1", `{"items":[{"product_id":1,"quantity":1},{"product_id":2,"quantity":2}]}`)
-	if again.Status != 201 || again.Raw != first.Raw {
+	if again.Status != 201 || again.Raw != first.Raw || again.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay: %d %s, want the first answer %s", again.Status, again.Raw, first.Raw)
 	}
 	// The same key, another body: a client bug.

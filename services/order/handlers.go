@@ -36,13 +36,17 @@ func handlePlace(log *slog.Logger, svc *orders.Service, relay *nats.Relay, m *me
 			fail(c, log, err)
 			return
 		}
-		reply, err := svc.Place(c.Request.Context(), auth.UserID(c), key, req, render)
+		reply, replayed, err := svc.Place(c.Request.Context(), auth.UserID(c), key, req, render)
 		if err != nil {
 			m.rejected.WithLabelValues(fail(c, log, err)).Inc()
 			return
 		}
-		m.created.Inc()
-		relay.Nudge()
+		if replayed {
+			c.Header("Idempotent-Replayed", "true")
+		} else {
+			m.created.Inc()
+			relay.Nudge()
+		}
 		c.Data(reply.Status, "application/json; charset=utf-8", reply.Body)
 	}
 }

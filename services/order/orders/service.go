@@ -49,14 +49,14 @@ func NewService(store Store, gate Gate, users Users, catalog Catalog, pub Publis
 type Render func(o *Order) Reply
 
 // Place places an order once per (user, idempotency key): the first request
-// does the work, a repeat gets the first one's reply.
-func (s *Service) Place(ctx context.Context, userID int64, key string, req Request, render Render) (Reply, error) {
+// does the work, a repeat gets the first one's reply (replayed = true).
+func (s *Service) Place(ctx context.Context, userID int64, key string, req Request, render Render) (reply Reply, replayed bool, err error) {
 	claim, err := s.store.ClaimKey(ctx, userID, key, req.Hash())
 	if err != nil {
-		return Reply{}, err
+		return Reply{}, false, err
 	}
 	if claim.Replay != nil {
-		return *claim.Replay, nil
+		return *claim.Replay, true, nil
 	}
 	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: req.Lines(), CreatedAt: s.now().UTC()}
 
@@ -71,7 +71,7 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 		if rerr := s.store.ReleaseKey(context.WithoutCancel(ctx), userID, key); rerr != nil {
 			s.log.WarnContext(ctx, "idempotency key not released", "error", rerr)
 		}
-		return Reply{}, err
+		return Reply{}, false, err
 	}
 	if ev != nil {
 		// Without the outbox, as the incident had it: published after the
@@ -81,7 +81,7 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 			s.log.ErrorContext(ctx, "order.created lost: publish after commit failed", "order_id", o.ID, "error", err)
 		}
 	}
-	return render(o), nil
+	return render(o), false, nil
 }
 
 // placeNaive is the flash-sale path as it is usually first written, and as it
