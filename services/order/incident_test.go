@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
@@ -94,5 +97,49 @@ func TestOutboxDeliversEveryEventAfterNATSReturns(t *testing.T) {
 			t.Fatal("the outbox was not marked sent")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Postgres goes away: an order read before is still served to its owner,
+// marked stale, and still to nobody else; one never read gets a fast 503.
+func TestPostgresDownServesStaleOrders(t *testing.T) {
+	t.Parallel()
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
+	in := start(t, "resilient", startDeps(t), func(env map[string]string) {
+		env["DATABASE_URL"] = strings.Replace(env["DATABASE_URL"], "127.0.0.1:5432", proxy.Addr, 1)
+	})
+	owner := token(t, 11)
+	read := place(t, in, owner, "read-before", oneHot).Body["id"].(string)
+	unread := place(t, in, owner, "never-read", `{"items":[{"product_id":2,"quantity":1}]}`).Body["id"].(string)
+	if r := in.Do(t, "GET", "/v1/orders/"+read, owner, ""); r.Status != 200 || r.Body["stale"] != nil {
+		t.Fatalf("before the outage: %d %s", r.Status, r.Raw)
+	}
+
+	proxy.SetUp(false)
+	dropFreshCopies(t, in.Env["REDIS_KEY_PREFIX"]) // as if they had expired during the outage
+
+	r := in.Do(t, "GET", "/v1/orders/"+read, owner, "")
+	if r.Status != 200 || r.Body["stale"] != true || r.Body["id"] != read {
+		t.Fatalf("read before: %d %s, want 200 with \"stale\": true", r.Status, r.Raw)
+	}
+	if r := in.Do(t, "GET", "/v1/orders/"+read, token(t, 12), ""); r.Status != 404 {
+		t.Fatalf("a stale copy must still be owner-only: %d %s", r.Status, r.Raw)
+	}
+	r = in.Do(t, "GET", "/v1/orders/"+unread, owner, "")
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("never read: %d %s, want 503 with Retry-After", r.Status, r.Raw)
+	}
+}
+
+func dropFreshCopies(t *testing.T, prefix string) {
+	t.Helper()
+	opts, _ := goredis.ParseURL(testkit.RedisURL())
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	keys, _ := rdb.Keys(context.Background(), prefix+"order:*").Result()
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ":last-good") {
+			rdb.Del(context.Background(), k)
+		}
 	}
 }

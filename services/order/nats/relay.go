@@ -57,7 +57,7 @@ func (r *Relay) Run(ctx context.Context) {
 		case err != nil:
 			wait = min(max(2*wait, 100*time.Millisecond), maxBackoff)
 			if ctx.Err() == nil {
-				r.log.Warn("outbox relay: publish failed; backing off", "error", err, "retry_in", wait)
+				r.log.Warn("outbox relay failed; backing off", "error", err, "retry_in", wait)
 			}
 		case n > 0:
 			wait = 0 // more may be waiting
