@@ -141,3 +141,17 @@ func Decode(data []byte, v any) error {
 	}
 	return nil
 }
+
+// ConsumeOrderCreated starts the durable consumer durable of order.created,
+// decoding each event for apply. An event that does not decode is terminated;
+// apply returning nil acks, after its own commit.
+func ConsumeOrderCreated(ctx context.Context, js jetstream.JetStream, names Names, durable string, log *slog.Logger,
+	apply func(context.Context, OrderCreated) error) (stop func(), err error) {
+	return Consume(ctx, js, names.Stream, durable, names.OrderCreated, log, func(ctx context.Context, data []byte) error {
+		var ev OrderCreated
+		if err := Decode(data, &ev); err != nil {
+			return err
+		}
+		return apply(ctx, ev)
+	})
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stampede-shop/stampede/pkg/cache"
+	"github.com/stampede-shop/stampede/pkg/catalog"
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/events"
@@ -123,5 +126,39 @@ func (p *Platform) Close() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("platform: close: %w", err)
 	}
+	return nil
+}
+
+// Exit ends a service's main: nothing on success, one line and exit code 2
+// for a configuration error, 1 for anything else.
+func Exit(service string, err error) {
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, service+":", err)
+	if config.IsError(err) {
+		os.Exit(config.ExitCode)
+	}
+	os.Exit(1)
+}
+
+// Seed is a service's "seed [N]" subcommand: migrate, then fill the first N
+// products of the shared catalog (catalog.DefaultSize without N) with fill.
+func (p *Platform) Seed(ctx context.Context, args []string, migrations fs.FS, fill func(ctx context.Context, n int) error) error {
+	n := catalog.DefaultSize
+	if len(args) > 0 {
+		v, err := strconv.Atoi(args[0])
+		if err != nil || v < 1 {
+			return fmt.Errorf("seed: the count must be a positive integer, got %q", args[0])
+		}
+		n = v
+	}
+	if err := p.Prepare(ctx, migrations); err != nil {
+		return err
+	}
+	if err := fill(ctx, n); err != nil {
+		return err
+	}
+	p.Log.Info("seeded", "products", n)
 	return nil
 }

@@ -8,19 +8,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stampede-shop/stampede/pkg/auth"
-	"github.com/stampede-shop/stampede/pkg/catalog"
-	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/platform"
 	"github.com/stampede-shop/stampede/services/order/httpclient"
@@ -32,13 +28,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "order:", err)
-		if config.IsError(err) {
-			os.Exit(config.ExitCode)
-		}
-		os.Exit(1)
-	}
+	platform.Exit("order", run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -58,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	store := postgres.NewStore(p.DB, names.OrderCreated)
 
 	if len(args) > 1 && args[1] == "seed" {
-		return seed(ctx, p, store, args[2:])
+		return p.Seed(ctx, args[2:], migrations.FS, store.Seed)
 	}
 
 	m := newMetrics(p.Registry)
@@ -110,24 +100,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.created, m.rejected, m.gate)
 	return m
-}
-
-// seed migrates and inserts the inventory, then exits.
-func seed(ctx context.Context, p *platform.Platform, store *postgres.Store, args []string) error {
-	n := catalog.DefaultSize
-	if len(args) > 0 {
-		v, err := strconv.Atoi(args[0])
-		if err != nil || v < 1 {
-			return fmt.Errorf("seed: the count must be a positive integer, got %q", args[0])
-		}
-		n = v
-	}
-	if err := p.Prepare(ctx, migrations.FS); err != nil {
-		return err
-	}
-	if err := store.Seed(ctx, n); err != nil {
-		return err
-	}
-	p.Log.Info("inventory seeded", "products", n)
-	return nil
 }

@@ -7,31 +7,20 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
-	"github.com/stampede-shop/stampede/pkg/catalog"
-	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/platform"
 	"github.com/stampede-shop/stampede/services/search/migrations"
-	"github.com/stampede-shop/stampede/services/search/nats"
 	"github.com/stampede-shop/stampede/services/search/postgres"
 	"github.com/stampede-shop/stampede/services/search/products"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "search:", err)
-		if config.IsError(err) {
-			os.Exit(config.ExitCode)
-		}
-		os.Exit(1)
-	}
+	platform.Exit("search", run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -50,7 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	store := postgres.NewStore(p.DB)
 
 	if len(args) > 1 && args[1] == "seed" {
-		return seed(ctx, p, store, args[2:])
+		return p.Seed(ctx, args[2:], migrations.FS, store.Seed)
 	}
 
 	svc := products.NewService(store, p.Cache, products.NewCursors(cfg.CursorSecret.Reveal()), p.Board, p.Observer, p.Log)
@@ -60,31 +49,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err := p.Prepare(ctx, migrations.FS); err != nil {
 			return err
 		}
-		stopSold, err := nats.ConsumeSold(ctx, p.JS, events.Orders(cfg.EventsNamespace), svc, p.Log)
+		// Sold counts for every order, exactly once: acked after their commit.
+		stopSold, err := events.ConsumeOrderCreated(ctx, p.JS, events.Orders(cfg.EventsNamespace), products.SoldConsumer, p.Log, svc.ApplyOrderCreated)
 		if err != nil {
 			return err
 		}
 		p.Server.OnShutdown(func(context.Context) error { stopSold(); return nil })
 		return nil
 	})
-}
-
-// seed migrates and inserts the catalog, then exits.
-func seed(ctx context.Context, p *platform.Platform, store *postgres.Store, args []string) error {
-	n := catalog.DefaultSize
-	if len(args) > 0 {
-		v, err := strconv.Atoi(args[0])
-		if err != nil || v < 1 {
-			return fmt.Errorf("seed: the count must be a positive integer, got %q", args[0])
-		}
-		n = v
-	}
-	if err := p.Prepare(ctx, migrations.FS); err != nil {
-		return err
-	}
-	if err := store.Seed(ctx, n); err != nil {
-		return err
-	}
-	p.Log.Info("catalog seeded", "products", n)
-	return nil
 }

@@ -5,31 +5,22 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/stampede-shop/stampede/pkg/auth"
-	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/platform"
 	"github.com/stampede-shop/stampede/services/user/account"
 	"github.com/stampede-shop/stampede/services/user/migrations"
-	"github.com/stampede-shop/stampede/services/user/nats"
 	"github.com/stampede-shop/stampede/services/user/postgres"
 	"github.com/stampede-shop/stampede/services/user/redis"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "user:", err)
-		if config.IsError(err) {
-			os.Exit(config.ExitCode)
-		}
-		os.Exit(1)
-	}
+	platform.Exit("user", run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -57,7 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err := p.Prepare(ctx, migrations.FS); err != nil {
 			return err
 		}
-		stopPoints, err := nats.ConsumePoints(ctx, p.JS, events.Orders(cfg.EventsNamespace), svc, p.Log)
+		// Points for every order, exactly once: acked after their commit.
+		stopPoints, err := events.ConsumeOrderCreated(ctx, p.JS, events.Orders(cfg.EventsNamespace), account.PointsConsumer, p.Log, svc.ApplyOrderCreated)
 		if err != nil {
 			return err
 		}
