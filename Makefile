@@ -43,7 +43,7 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
 
 lint: ## golangci-lint at a pinned version (config: .golangci.yml)
-	$(GO) run $(GOLANGCI_LINT) run $(foreach m,pkg loadtest $(addprefix services/,$(SERVICES)),./$(m)/...)
+	$(GO) run $(GOLANGCI_LINT) run $(foreach m,pkg loadtest deploy $(addprefix services/,$(SERVICES)),./$(m)/...)
 
 tidy: ## go mod tidy in every module
 	@for m in $$($(GO) list -m -f '{{.Dir}}'); do (cd $$m && $(GO) mod tidy) || exit 1; done

@@ -105,6 +105,10 @@ func (d *DB) Do(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if err := fn(d.gorm.WithContext(ctx)); err != nil {
 		var pgErr *pgconn.PgError
 		switch {
+		case errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil:
+			// The deadline expired mid-transaction and database/sql rolled it
+			// back: the cause is the deadline (503), not the statement after it.
+			return fmt.Errorf("db: transaction abandoned: %w", ctx.Err())
 		case connectionLost(err):
 			return &UnavailableError{Err: err}
 		case errors.As(err, &pgErr) && (pgErr.Code == "57014" || pgErr.Code == "55P03"):

@@ -204,6 +204,24 @@ func TestStatementTimeoutIsAnOverload(t *testing.T) {
 	}
 }
 
+func TestDeadlineMidTransactionIsATimeout(t *testing.T) {
+	t.Parallel()
+	d := open(t, testkit.Database(t), fixes.Naive, 1) // no statement_timeout: only the context
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := d.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT 1").Error; err != nil {
+			return err
+		}
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond) // database/sql notices and rolls back
+		return nil                        // so the COMMIT finds the transaction gone
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the deadline as the cause", err)
+	}
+}
+
 func TestEnsureDatabase(t *testing.T) {
 	t.Parallel()
 	url := testkit.Database(t)

@@ -10,8 +10,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +33,11 @@ import (
 	"github.com/stampede-shop/stampede/pkg/server"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
 )
+
+// Version is stamped at build time
+// (-ldflags "-X github.com/stampede-shop/stampede/pkg/platform.Version=v1.2.3")
+// and logged on every line, so a log line says which build wrote it.
+var Version = "dev"
 
 // Platform is a service's shared machinery, opened but not yet connected.
 type Platform struct {
@@ -54,7 +61,7 @@ type Platform struct {
 // Open builds the platform. Nothing here waits for a dependency: clients
 // connect lazily, so the probes can answer while Start waits for them.
 func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(string) string) (*Platform, error) {
-	log := logging.New(stdout, cfg.Service, cfg.LogLevel)
+	log := logging.New(stdout, cfg.Service, cfg.LogLevel).With("version", Version)
 	set, err := fixes.Parse(cfg.Fixes)
 	if err != nil {
 		return nil, &config.Error{Var: "FIXES", Problem: err.Error()}
@@ -125,6 +132,34 @@ func (p *Platform) Close() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("platform: close: %w", err)
+	}
+	return nil
+}
+
+// Healthcheck is a service's "healthcheck" subcommand, for container health
+// checks in images that have no shell or curl: it asks the service's own
+// /readyz on HTTP_ADDR and answers with the exit code (nil: ready).
+func Healthcheck(ctx context.Context, getenv func(string) string, defaultAddr string) error {
+	addr := getenv("HTTP_ADDR")
+	if addr == "" {
+		addr = defaultAddr
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /readyz answered %d", resp.StatusCode)
 	}
 	return nil
 }

@@ -2,8 +2,10 @@
 // happens: the flash-sale path in its naive and resilient forms, switched by
 // the fixes, with idempotency keys and a transactional outbox.
 //
-//	order          serve
-//	order seed [N] create the schema and the inventory of the first N catalog products (default 10000)
+//	order              serve
+//	order seed [N]     create the schema and the inventory of the first N catalog products (default 10000)
+//	order healthcheck  exit 0 if this container's service is ready (for container health checks)
+//	order check-config exit 0 if the environment is a complete configuration
 package main
 
 import (
@@ -34,10 +36,13 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return platform.Healthcheck(ctx, getenv, ":8083")
+	}
 
 	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
+	if err != nil || (len(args) > 1 && args[1] == "check-config") {
+		return err // check-config: the environment is complete, nothing more to do
 	}
 	p, err := platform.Open(ctx, cfg.Common, stdout, getenv)
 	if err != nil {

@@ -1,8 +1,10 @@
 // Command search is Stampede's search service: the product catalog, full-text
 // search with typo tolerance, and the sold counts from order events.
 //
-//	search          serve
-//	search seed [N] create the schema and insert the first N catalog products (default 10000)
+//	search             serve
+//	search seed [N]    create the schema and insert the first N catalog products (default 10000)
+//	search healthcheck  exit 0 if this container's service is ready (for container health checks)
+//	search check-config exit 0 if the environment is a complete configuration
 package main
 
 import (
@@ -26,10 +28,13 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return platform.Healthcheck(ctx, getenv, ":8082")
+	}
 
 	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
+	if err != nil || (len(args) > 1 && args[1] == "check-config") {
+		return err // check-config: the environment is complete, nothing more to do
 	}
 	p, err := platform.Open(ctx, cfg.Common, stdout, getenv)
 	if err != nil {

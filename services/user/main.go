@@ -1,6 +1,10 @@
 // Command user is Stampede's user service: accounts, sessions and loyalty
 // points. main only calls run, so tests start the real service in-process
 // with an environment of their own.
+//
+//	user              serve
+//	user healthcheck  exit 0 if this container's service is ready (for container health checks)
+//	user check-config exit 0 if the environment is a complete configuration
 package main
 
 import (
@@ -26,10 +30,13 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return platform.Healthcheck(ctx, getenv, ":8081")
+	}
 
 	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
+	if err != nil || (len(args) > 1 && args[1] == "check-config") {
+		return err // check-config: the environment is complete, nothing more to do
 	}
 	p, err := platform.Open(ctx, cfg.Common, stdout, getenv)
 	if err != nil {
