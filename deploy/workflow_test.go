@@ -1,0 +1,64 @@
+package deploy_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// The CI workflow parses, every job runs somewhere and has steps, and every
+// make target it calls exists in the Makefile.
+func TestWorkflowCallsExistingMakeTargets(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, ".github/workflows/ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		On map[string]any `json:"on"`
+		// YAML 1.1 reads a bare "on" key as the boolean true.
+		OnAsTrue map[string]any `json:"true"`
+		Jobs     map[string]struct {
+			RunsOn string   `json:"runs-on"`
+			Needs  []string `json:"needs"`
+			Steps  []struct {
+				Uses string `json:"uses"`
+				Run  string `json:"run"`
+			} `json:"steps"`
+		} `json:"jobs"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatalf("ci.yml does not parse: %v", err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wf.Jobs) == 0 || (wf.On == nil && wf.OnAsTrue == nil) {
+		t.Fatal("no jobs or no triggers")
+	}
+	calls := 0
+	for name, job := range wf.Jobs {
+		if job.RunsOn == "" || len(job.Steps) == 0 {
+			t.Errorf("job %s has no runner or no steps", name)
+		}
+		for _, need := range job.Needs {
+			if _, ok := wf.Jobs[need]; !ok {
+				t.Errorf("job %s needs %s, which does not exist", name, need)
+			}
+		}
+		for _, step := range job.Steps {
+			for _, m := range regexp.MustCompile(`\bmake\s+([a-z][a-z-]*)`).FindAllStringSubmatch(step.Run, -1) {
+				calls++
+				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(m[1]) + `:`).Match(makefile) {
+					t.Errorf("job %s runs make %s, which the Makefile does not define", name, m[1])
+				}
+			}
+		}
+	}
+	if calls < 2 {
+		t.Fatalf("the workflow calls make %d times; lint and test at least", calls)
+	}
+}
