@@ -53,11 +53,16 @@ type Requests struct {
 	BodyLimit     int64         // bytes (fix: body_limit)
 	ShutdownGrace time.Duration // drain window on SIGTERM (fix: graceful_shutdown)
 	DrainDelay    time.Duration // readiness fails this long before the listener closes
+	// ShedTarget is the latency the adaptive concurrency limit steers to
+	// (fix: shedding): about a quarter of the p99 objective (200 ms), so that
+	// queueing and scheduling on top of it still leave the tail inside it.
+	ShedTarget time.Duration
 }
 
 // LoadCommon reads the shared variables. httpAddr and adminAddr are the
 // service's contract ports from DESIGN.md.
 func LoadCommon(e *Env, service, httpAddr, adminAddr string) Common {
+	maxOpen := e.Int("DB_MAX_OPEN_CONNS", 20, 1, 1000)
 	c := Common{
 		Service:    service,
 		Production: e.Production(),
@@ -75,8 +80,12 @@ func LoadCommon(e *Env, service, httpAddr, adminAddr string) Common {
 		EventsNamespace: e.String("EVENTS_NAMESPACE", ""),
 		RedisPrefix:     e.String("REDIS_KEY_PREFIX", service+":"),
 		DB: DB{
-			MaxOpen:          e.Int("DB_MAX_OPEN_CONNS", 20, 1, 1000),
-			MaxIdle:          e.Int("DB_MAX_IDLE_CONNS", 10, 0, 1000),
+			MaxOpen: maxOpen,
+			// As many idle as open: with fewer, every burst closes the
+			// connections above the idle count and opens them again a moment
+			// later — a Postgres backend forked per burst, exactly when the
+			// database is busiest.
+			MaxIdle:          e.Int("DB_MAX_IDLE_CONNS", maxOpen, 0, 1000),
 			AcquireTimeout:   e.Duration("DB_ACQUIRE_TIMEOUT", 100*time.Millisecond),
 			StatementTimeout: e.Duration("DB_STATEMENT_TIMEOUT", 2*time.Second),
 		},
@@ -85,6 +94,7 @@ func LoadCommon(e *Env, service, httpAddr, adminAddr string) Common {
 			BodyLimit:     int64(e.Int("BODY_LIMIT_BYTES", 64<<10, 1<<10, 64<<20)),
 			ShutdownGrace: e.Duration("SHUTDOWN_GRACE", 10*time.Second),
 			DrainDelay:    e.Duration("SHUTDOWN_DRAIN_DELAY", time.Second),
+			ShedTarget:    e.Duration("SHED_TARGET_LATENCY", 50*time.Millisecond),
 		},
 	}
 	e.URL("DATABASE_URL", c.DatabaseURL.Reveal(), "postgres", "postgresql")

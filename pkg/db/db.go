@@ -152,30 +152,27 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 }
 
 func (d *DB) acquire(ctx context.Context) (release func(), err error) {
+	if !d.board.On(fixes.PoolGuard) {
+		// Without the fix, as the incident had it: no gate. Requests queue
+		// inside database/sql for as long as their context lives — and so
+		// does the health check's ping, behind all of them.
+		return func() {}, nil
+	}
 	release = func() { <-d.gate }
 	select {
 	case d.gate <- struct{}{}:
 		return release, nil
 	default:
 	}
-	wait := ctx.Done()
-	if d.board.On(fixes.PoolGuard) {
-		// fix: pool_guard — wait a bounded time for a connection, then fail fast.
-		t := time.NewTimer(d.wait)
-		defer t.Stop()
-		select {
-		case d.gate <- struct{}{}:
-			return release, nil
-		case <-t.C:
-			return nil, &PoolTimeout{Waited: d.wait}
-		case <-wait:
-			return nil, ctx.Err()
-		}
-	}
+	// fix: pool_guard — wait a bounded time for a connection, then fail fast.
+	t := time.NewTimer(d.wait)
+	defer t.Stop()
 	select {
 	case d.gate <- struct{}{}:
 		return release, nil
-	case <-wait:
+	case <-t.C:
+		return nil, &PoolTimeout{Waited: d.wait}
+	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }

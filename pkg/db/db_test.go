@@ -70,16 +70,22 @@ func open(t *testing.T, url string, set fixes.Set, maxOpen int) *db.DB {
 	return d
 }
 
+// selectOne is a request's work: it needs a connection.
+func selectOne(g *gorm.DB) error { return g.Exec("SELECT 1").Error }
+
 // holdAll occupies every slot of the pool until the returned func is called.
 func holdAll(t *testing.T, d *db.DB, n int) (release func()) {
 	t.Helper()
 	stop := make(chan struct{})
 	held := make(chan struct{}, n)
 	for range n {
-		go d.Do(context.Background(), func(tx *gorm.DB) error {
-			held <- struct{}{}
-			<-stop
-			return nil
+		go d.Do(context.Background(), func(g *gorm.DB) error {
+			// A connection of its own, held until stop.
+			return g.Connection(func(*gorm.DB) error {
+				held <- struct{}{}
+				<-stop
+				return nil
+			})
 		})
 	}
 	for range n {
@@ -99,7 +105,7 @@ func TestPoolGuard(t *testing.T) {
 		// The caller's context would wait an hour; the guard does not.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		err := d.Do(ctx, func(*gorm.DB) error { return nil })
+		err := d.Do(ctx, selectOne)
 		var pt *db.PoolTimeout
 		if !errors.As(err, &pt) || pt.Code() != "pool_timeout" || pt.RetryAfter() <= 0 {
 			t.Fatalf("got %v, want *db.PoolTimeout", err)
@@ -112,7 +118,7 @@ func TestPoolGuard(t *testing.T) {
 		defer release()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		err := d.Do(ctx, func(*gorm.DB) error { return nil })
+		err := d.Do(ctx, selectOne)
 		var pt *db.PoolTimeout
 		if errors.As(err, &pt) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want the caller's own deadline (no guard)", err)
@@ -131,7 +137,7 @@ func TestPoolGuard(t *testing.T) {
 		try := func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
-			return d.Do(ctx, func(*gorm.DB) error { return nil })
+			return d.Do(ctx, selectOne)
 		}
 		var pt *db.PoolTimeout
 		if err := try(); !errors.As(err, &pt) {

@@ -50,6 +50,10 @@ func saneID(id string) bool {
 
 // AccessLog writes one line per request: server errors at error level,
 // client errors at info, the rest at debug (so production logs stay quiet).
+// Refusals — a 429 or 503 that carries Retry-After — are at debug too: they
+// are the service protecting itself, they are counted in metrics, and a
+// line each would add work exactly when there is none to spare (shedding a
+// thousand requests a second must not mean writing a thousand log lines).
 func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -57,6 +61,7 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		status := c.Writer.Status()
 		level := slog.LevelDebug
 		switch {
+		case (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && c.Writer.Header().Get("Retry-After") != "":
 		case status >= 500:
 			level = slog.LevelError
 		case status >= 400:

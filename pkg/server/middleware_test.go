@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -138,6 +139,36 @@ func TestRequestID(t *testing.T) {
 		}
 		if tt.want == "" && (got == tt.in || len(got) != 24) {
 			t.Errorf("%q: got %q, want a fresh id", tt.in, got)
+		}
+	}
+}
+
+// The access log: a 500 is an error line; a refusal the service chose to
+// make (429/503 with Retry-After) is debug, like a success, so that shedding
+// a thousand requests a second does not write a thousand lines.
+func TestAccessLogLevels(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := gin.New()
+	r.Use(server.AccessLog(log))
+	r.GET("/shed", func(c *gin.Context) { c.Header("Retry-After", "1"); c.Status(http.StatusServiceUnavailable) })
+	r.GET("/limited", func(c *gin.Context) { c.Header("Retry-After", "1"); c.Status(http.StatusTooManyRequests) })
+	r.GET("/broken", func(c *gin.Context) { c.Status(http.StatusInternalServerError) })
+	r.GET("/down", func(c *gin.Context) { c.Status(http.StatusServiceUnavailable) }) // no Retry-After: not a chosen refusal
+	r.GET("/bad", func(c *gin.Context) { c.Status(http.StatusBadRequest) })
+	for _, path := range []string{"/shed", "/limited", "/broken", "/down", "/bad"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	out := buf.String()
+	for path, want := range map[string]string{"/broken": "ERROR", "/down": "ERROR", "/bad": "INFO"} {
+		if !strings.Contains(out, `"level":"`+want+`","msg":"request","method":"GET","route":"`+path+`"`) {
+			t.Errorf("%s: no %s line in\n%s", path, want, out)
+		}
+	}
+	for _, path := range []string{"/shed", "/limited"} {
+		if strings.Contains(out, `"route":"`+path+`"`) {
+			t.Errorf("%s: a refusal was logged above debug:\n%s", path, out)
 		}
 	}
 }

@@ -49,9 +49,11 @@ func start(t *testing.T, fixesValue string, unblock <-chan struct{}) *harness {
 	return h
 }
 
+// waitFor polls url until it answers status; ten seconds is patience for a
+// loaded CI machine, not a speed requirement.
 func waitFor(t *testing.T, url string, status int) {
 	t.Helper()
-	for range 200 {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == status {

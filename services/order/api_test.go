@@ -43,7 +43,7 @@ func TestIdempotency(t *testing.T) {
 	for i := range ids {
 		wg.Go(func() {
 			for {
-				r := place(t, in, tok, "k-concurrent", oneHot)
+				r := placeUntilAnswered(t, in, tok, "k-concurrent", oneHot)
 				if r.Status == 409 && r.ErrCode() == "request_in_progress" {
 					continue // told to come back: the first is still being placed
 				}
@@ -163,5 +163,59 @@ func TestBadOrdersAreClear4xx(t *testing.T) {
 	}
 	if n := query(t, in, `SELECT count(*) FROM orders`); n != 0 {
 		t.Fatalf("bad requests created %d orders", n)
+	}
+}
+
+// A user service that sheds (503) or limits (429) us is a dependency that
+// is unavailable for now: the order gets a 503 with Retry-After, in both
+// forms — never a 500, which would mean a bug.
+func TestADependencyRefusingIsA503(t *testing.T) {
+	for _, fixesValue := range []string{"naive", "resilient"} {
+		t.Run(fixesValue, func(t *testing.T) {
+			t.Parallel()
+			d := startDeps(t)
+			in := start(t, fixesValue, d)
+			for _, status := range []int64{503, 429, 500} {
+				d.userStatus.Store(status)
+				// A user id never looked up before: no cached answer to fall back on.
+				r := place(t, in, token(t, 900+status), fmt.Sprintf("dep-%d", status), oneHot)
+				if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+					t.Fatalf("user service answering %d: got %d %s, want 503 with Retry-After", status, r.Status, r.Raw)
+				}
+				if code := r.ErrCode(); code != "dependency_unavailable" && code != "breaker_open" {
+					t.Fatalf("user service answering %d: code %q", status, code)
+				}
+			}
+		})
+	}
+}
+
+// Once the gate knows a SKU is sold out, a new order for it is refused before
+// any write — but a retry of an order that succeeded must still get its 201,
+// not a 409: the key is read before the gate's answer is given.
+func TestSoldOutStillReplaysWhatSucceeded(t *testing.T) {
+	t.Parallel()
+	in := start(t, "resilient", startDeps(t))
+	query(t, in, `UPDATE inventory SET stock = 1 WHERE product_id = 21 RETURNING 0`)
+	body := `{"items":[{"product_id":21,"quantity":1}]}`
+	tok := token(t, 3)
+	first := place(t, in, tok, "last-one", body)
+	if first.Status != 201 {
+		t.Fatalf("the last unit: %d %s", first.Status, first.Raw)
+	}
+	for i := range 3 { // sold out now, and the gate knows it
+		if r := place(t, in, token(t, int64(10+i)), fmt.Sprint("too-late-", i), body); r.Status != 409 || r.ErrCode() != "sold_out" {
+			t.Fatalf("after the last unit: %d %s", r.Status, r.Raw)
+		}
+	}
+	again := place(t, in, tok, "last-one", body)
+	if again.Status != 201 || again.Raw != first.Raw || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry of the order that got the last unit: %d %s, want the first answer", again.Status, again.Raw)
+	}
+	if r := place(t, in, tok, "last-one", `{"items":[{"product_id":21,"quantity":2}]}`); r.Status != 422 {
+		t.Fatalf("same key, other body, sold out: %d %s, want 422", r.Status, r.Raw)
+	}
+	if n := query(t, in, `SELECT count(*) FROM idempotency_keys`); n != 1 {
+		t.Fatalf("%d idempotency keys, want only the order's", n)
 	}
 }

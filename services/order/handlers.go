@@ -13,7 +13,6 @@ import (
 
 	"github.com/stampede-shop/stampede/pkg/auth"
 	"github.com/stampede-shop/stampede/pkg/web"
-	"github.com/stampede-shop/stampede/services/order/httpclient"
 	"github.com/stampede-shop/stampede/services/order/nats"
 	"github.com/stampede-shop/stampede/services/order/orders"
 )
@@ -127,7 +126,8 @@ func handleList(log *slog.Logger, svc *orders.Service) gin.HandlerFunc {
 // fail maps the domain's errors to the JSON error shape, in one place, and
 // returns the code it answered with (the rejection reason in the metrics).
 func fail(c *gin.Context, log *slog.Logger, err error) string {
-	var status *httpclient.StatusError
+	// A dependency's 5xx or 429 is an *httpclient.UnavailableError, which
+	// web.Abort answers as a 503 with Retry-After (web.Overload).
 	switch {
 	case errors.Is(err, orders.ErrSoldOut):
 		err = web.NewError(http.StatusConflict, "sold_out", "not enough stock left for this order")
@@ -141,8 +141,6 @@ func fail(c *gin.Context, log *slog.Logger, err error) string {
 		err = web.NewError(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different order")
 	case errors.Is(err, orders.ErrInProgress):
 		err = &web.Error{Status: http.StatusConflict, Code: "request_in_progress", Message: "an order with this Idempotency-Key is being placed", RetryAfter: time.Second}
-	case errors.As(err, &status) && status.Status == http.StatusTooManyRequests:
-		err = &web.Error{Status: http.StatusServiceUnavailable, Code: "dependency_limited", Message: "a service this order needs is saturated", RetryAfter: time.Second}
 	}
 	web.Abort(c, log, err)
 	var we *web.Error

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -27,6 +28,7 @@ type deps struct {
 	users, search *httptest.Server
 	userDelay     atomic.Int64 // nanoseconds
 	userCalls     atomic.Int64
+	userStatus    atomic.Int64 // if set, the user service answers this
 }
 
 func startDeps(t *testing.T) *deps {
@@ -39,6 +41,11 @@ func startDeps(t *testing.T) *deps {
 	d.users = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.userCalls.Add(1)
 		time.Sleep(time.Duration(d.userDelay.Load()))
+		if status := d.userStatus.Load(); status != 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(int(status))
+			return
+		}
 		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/internal/v1/users/"), 10, 64)
 		if id <= 0 || id > 1_000_000 {
 			http.NotFound(w, r)
@@ -95,4 +102,21 @@ func place(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Re
 		req.Header.Set("Idempotency-Key", key)
 	}
 	return testkit.DoRequest(t, req)
+}
+
+// placeUntilAnswered is place as a well-behaved client does it: a 503 (shed,
+// pool timeout) is "come back later", so it waits — backing off with jitter,
+// never in lockstep with the other clients, which would be a retry storm —
+// and asks again with the same key, for at most a minute.
+func placeUntilAnswered(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Response {
+	t.Helper()
+	wait := 20 * time.Millisecond
+	for deadline := time.Now().Add(time.Minute); ; {
+		r := place(t, in, tok, key, body)
+		if r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(wait/2 + rand.N(wait))
+		wait = min(2*wait, time.Second)
+	}
 }

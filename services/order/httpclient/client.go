@@ -19,7 +19,8 @@ import (
 // errNotFound is a 404 from the other service: an answer, not a failure.
 var errNotFound = errors.New("not found")
 
-// StatusError is any other non-2xx answer.
+// StatusError is any other non-2xx answer: a 4xx, which means we sent
+// something wrong — a bug, so a 500.
 type StatusError struct {
 	URL    string
 	Status int
@@ -28,9 +29,22 @@ type StatusError struct {
 func (e *StatusError) Error() string { return fmt.Sprintf("GET %s: %d", e.URL, e.Status) }
 
 // ClientError: a 4xx is not the other service failing.
-func (e *StatusError) ClientError() bool {
-	return e.Status < 500 && e.Status != http.StatusTooManyRequests
+func (e *StatusError) ClientError() bool { return true }
+
+// UnavailableError is a 5xx or a 429 from the other service: it is down,
+// overloaded or refusing us. The order cannot be placed now, but nothing is
+// wrong with it, so our client gets a 503 with Retry-After (web.Overload),
+// never a 500; and the breaker counts it as a failure.
+type UnavailableError struct {
+	Service string
+	Status  int
 }
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("the %s service is unavailable (it answered %d)", e.Service, e.Status)
+}
+func (e *UnavailableError) Code() string              { return "dependency_unavailable" }
+func (e *UnavailableError) RetryAfter() time.Duration { return time.Second }
 
 // caller is the protection around one dependency.
 type caller struct {
@@ -76,6 +90,8 @@ func (c caller) getJSON(ctx context.Context, url string, v any) error {
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
 			return resilience.NotFound(errNotFound)
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+			return &UnavailableError{Service: c.name, Status: resp.StatusCode}
 		case resp.StatusCode != http.StatusOK:
 			return &StatusError{URL: url, Status: resp.StatusCode}
 		}

@@ -126,6 +126,10 @@ type Store interface {
 	// ClaimKey inserts the key, or reports the earlier request's state:
 	// ErrKeyReused for another body, ErrInProgress while it runs.
 	ClaimKey(ctx context.Context, userID int64, key, hash string) (Claim, error)
+	// PeekKey reads the key's state without claiming it (a read: no write,
+	// no commit): a finished request's Replay, ErrKeyReused, ErrInProgress,
+	// or a zero Claim if the key is free.
+	PeekKey(ctx context.Context, userID int64, key, hash string) (Claim, error)
 	// ReleaseKey forgets a key whose request failed, so the client may
 	// retry with it.
 	ReleaseKey(ctx context.Context, userID int64, key string) error
@@ -164,6 +168,9 @@ type Gate interface {
 	Take(ctx context.Context, lines []Item) (bool, error)
 	// Give returns reserved units after a failed transaction.
 	Give(ctx context.Context, lines []Item) error
+	// SoldOut reports, without reserving anything, whether the gate knows
+	// that a line cannot be served.
+	SoldOut(ctx context.Context, lines []Item) (bool, error)
 }
 
 // Users tells whether a user exists (the user service).

@@ -46,24 +46,46 @@ func (s *Store) ClaimKey(ctx context.Context, userID int64, key, hash string) (o
 			claim.Owned = true
 			return nil
 		}
-		var row struct {
-			RequestHash string
-			Status      *int
-			Response    []byte
-		}
-		if err := g.Raw(`SELECT request_hash, status, response FROM idempotency_keys WHERE user_id = ? AND key = ?`, userID, key).Scan(&row).Error; err != nil {
-			return err
-		}
-		switch {
-		case row.RequestHash != hash:
-			return orders.ErrKeyReused
-		case row.Status == nil:
-			return orders.ErrInProgress
-		}
-		claim.Replay = &orders.Reply{Status: *row.Status, Body: row.Response}
-		return nil
+		var err error
+		claim, _, err = readKey(g, userID, key, hash)
+		return err
 	})
 	return claim, err
+}
+
+// PeekKey reads (user, key) without claiming it.
+func (s *Store) PeekKey(ctx context.Context, userID int64, key, hash string) (orders.Claim, error) {
+	var claim orders.Claim
+	err := s.db.Do(ctx, func(g *gorm.DB) error {
+		var err error
+		claim, _, err = readKey(g, userID, key, hash)
+		return err
+	})
+	return claim, err
+}
+
+// readKey reads what a request left under (user, key); found is false if
+// nothing (unexpired) is there.
+func readKey(g *gorm.DB, userID int64, key, hash string) (claim orders.Claim, found bool, err error) {
+	var rows []struct {
+		RequestHash string
+		Status      *int
+		Response    []byte
+	}
+	if err := g.Raw(`SELECT request_hash, status, response FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_at >= now()`,
+		userID, key).Scan(&rows).Error; err != nil {
+		return claim, false, err
+	}
+	switch {
+	case len(rows) == 0:
+		return claim, false, nil
+	case rows[0].RequestHash != hash:
+		return claim, true, orders.ErrKeyReused
+	case rows[0].Status == nil:
+		return claim, true, orders.ErrInProgress
+	}
+	claim.Replay = &orders.Reply{Status: *rows[0].Status, Body: rows[0].Response}
+	return claim, true, nil
 }
 
 // ReleaseKey deletes a key whose request did not complete.

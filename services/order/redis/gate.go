@@ -52,6 +52,30 @@ func (g *Gate) key(productID int64) string {
 	return g.prefix + "stock:" + strconv.FormatInt(productID, 10)
 }
 
+// SoldOut reads the counters (MGET: one round trip, nothing reserved). A
+// missing counter is not known to be sold out: Take will build it.
+func (g *Gate) SoldOut(ctx context.Context, lines []orders.Item) (bool, error) {
+	keys := make([]string, len(lines))
+	for i, l := range lines {
+		keys[i] = g.key(l.ProductID)
+	}
+	vals, err := g.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return false, fmt.Errorf("gate: %w", err)
+	}
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if left, err := strconv.ParseInt(s, 10, 64); err == nil && left < int64(lines[i].Quantity) {
+			g.hits("sold_out")
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Take reserves the lines.
 func (g *Gate) Take(ctx context.Context, lines []orders.Item) (bool, error) {
 	keys := make([]string, len(lines))
