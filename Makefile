@@ -9,7 +9,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 PG            ?= postgres://postgres@127.0.0.1:5432
 TEST_FLAGS    ?= -race -count=1 -timeout 10m
 
-.PHONY: help test vet unit bench build dev seed lint tidy clean
+.PHONY: help test vet unit bench build dev seed replay lint manifests tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,11 +42,18 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 	$(GO) run ./pkg/cmd/createdb $(foreach s,$(SERVICES),$(PG)/stampede_$(s))
 	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
 
+replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 4 min; REPLAY_FLAGS=-help)
+	$(GO) run ./loadtest/cmd/replay $(REPLAY_FLAGS)
+
 lint: ## golangci-lint at a pinned version (config: .golangci.yml)
 	$(GO) run $(GOLANGCI_LINT) run $(foreach m,pkg loadtest deploy $(addprefix services/,$(SERVICES)),./$(m)/...)
+
+manifests: ## render the Kubernetes overlays into bin/k8s/ (kubectl kustomize)
+	@mkdir -p bin/k8s
+	@for o in naive resilient; do kubectl kustomize deploy/k8s/overlays/$$o > bin/k8s/$$o.yaml || exit 1; echo "bin/k8s/$$o.yaml"; done
 
 tidy: ## go mod tidy in every module
 	@for m in $$($(GO) list -m -f '{{.Dir}}'); do (cd $$m && $(GO) mod tidy) || exit 1; done
 
-clean: ## remove build output
-	rm -rf bin
+clean: ## remove build output and replay reports
+	rm -rf bin loadtest/out

@@ -29,12 +29,14 @@ func loadCompose(t *testing.T) *types.Project {
 	return p
 }
 
-var apps = map[string]string{"user": "user", "search": "search", "order": "order", "seed-search": "search", "seed-order": "order"}
+// apps are the compose services that run our binaries: service → package.
+var apps = map[string]string{"user": "./services/user", "search": "./services/search", "order": "./services/order",
+	"seed-search": "./services/search", "seed-order": "./services/order", "replay": "./loadtest/cmd/replay"}
 
 func TestComposeLoadsAndEverythingItReferencesExists(t *testing.T) {
 	p := loadCompose(t)
 	for _, want := range []string{"postgres", "toxiproxy", "redis", "nats", "jaeger", "prometheus", "grafana",
-		"user", "search", "order", "seed-search", "seed-order", "certs", "gateway"} {
+		"user", "search", "order", "seed-search", "seed-order", "certs", "gateway", "replay"} {
 		if _, ok := p.Services[want]; !ok {
 			t.Errorf("service %s missing", want)
 		}
@@ -80,7 +82,8 @@ func TestComposeLoadsAndEverythingItReferencesExists(t *testing.T) {
 		if s.Deploy == nil || s.Deploy.Resources.Limits == nil || s.Deploy.Resources.Limits.MemoryBytes == 0 || s.Deploy.Resources.Limits.NanoCPUs == 0 {
 			t.Errorf("%s has no CPU and memory limits", name)
 		}
-		if !strings.HasPrefix(name, "seed-") && (s.HealthCheck == nil || s.HealthCheck.Disable || strings.Join(s.HealthCheck.Test, " ") != "CMD /app healthcheck") {
+		oneShot := strings.HasPrefix(name, "seed-") || name == "replay"
+		if !oneShot && (s.HealthCheck == nil || s.HealthCheck.Disable || strings.Join(s.HealthCheck.Test, " ") != "CMD /app healthcheck") {
 			t.Errorf("%s: health check %+v, want the binary's own", name, s.HealthCheck)
 		}
 	}
@@ -103,19 +106,19 @@ var (
 )
 
 // binary builds a service (in workspace mode, from the repository root).
-func binary(t *testing.T, service string) string {
+func binary(t *testing.T, pkg string) string {
 	t.Helper()
-	out := filepath.Join(os.TempDir(), "stampede-deploy-test-"+service)
-	once, _ := buildOnce.LoadOrStore(service, &sync.Once{})
+	out := filepath.Join(os.TempDir(), "stampede-deploy-test-"+filepath.Base(pkg))
+	once, _ := buildOnce.LoadOrStore(pkg, &sync.Once{})
 	var err error
 	var output []byte
 	once.(*sync.Once).Do(func() {
-		cmd := exec.Command("go", "build", "-o", out, "./services/"+service)
+		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
 		output, err = cmd.CombinedOutput()
 	})
 	if err != nil {
-		t.Fatalf("build %s: %v\n%s", service, err, output)
+		t.Fatalf("build %s: %v\n%s", pkg, err, output)
 	}
 	return out
 }
@@ -139,7 +142,11 @@ func TestComposeEnvironmentsAreCompleteConfigurations(t *testing.T) {
 				}
 				env = append(env, k+"="+value)
 			}
-			cmd := exec.Command(binary(t, service), "check-config")
+			check := "check-config" // the replay's own: -check
+			if name == "replay" {
+				check = "-check"
+			}
+			cmd := exec.Command(binary(t, service), append([]string{check}, s.Command...)...)
 			cmd.Env = env
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("the %s configuration is refused: %v\n%s", name, err, out)
@@ -147,7 +154,7 @@ func TestComposeEnvironmentsAreCompleteConfigurations(t *testing.T) {
 		})
 	}
 	// And the check can fail: without DATABASE_URL the same binary refuses.
-	cmd := exec.Command(binary(t, "user"), "check-config")
+	cmd := exec.Command(binary(t, "./services/user"), "check-config")
 	cmd.Env = []string{"APP_ENV=production"}
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "DATABASE_URL") {
 		t.Fatalf("check-config accepted an empty environment: %s", out)

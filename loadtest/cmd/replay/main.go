@@ -1,0 +1,238 @@
+// Command replay reproduces the promotion outage of DESIGN.md and shows what
+// each fix buys. It builds the three services from this checkout, finds the
+// shop's capacity on this machine, runs a scenario under each profile against
+// a freshly started shop (supervised as a kubelet would: liveness every 2 s,
+// three failures → SIGTERM, 10 s grace, SIGKILL, restart with backoff),
+// prints its progress live, checks the invariants, and writes the report:
+//
+//	loadtest/out/<scenario>-<time>/report.html   charts, self-contained
+//	loadtest/out/<scenario>-<time>/summary.json  every number
+//	loadtest/out/<scenario>-<time>/summary.md    the headline table
+//
+// Usage:
+//
+//	go run ./loadtest/cmd/replay [-scenario promo] [-profiles naive,resilient] [-ablations]
+//	                             [-capacity N] [-scale F] [-strict]
+//	replay -target user=URL,search=URL,order=URL -target-admin ... -target-db ... [-toxiproxy URL]
+//
+// With -target it drives a shop that runs already (the compose stack:
+// `docker compose run --rm replay`): fixes are switched per profile through
+// PUT /admin/fixes, Postgres is broken through the stack's Toxiproxy, the
+// invariants are checked in its databases, and the services are supervised
+// by their orchestrator, not by the replay.
+//
+// Exit status: 0 when every invariant held (and, with -strict, every
+// verdict); 1 when an invariant broke; 3 when -strict and a verdict failed;
+// 2 for bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/replay"
+	"github.com/stampede-shop/stampede/loadtest/report"
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is bad usage: exit 2.
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	code, err := replayMain(ctx, args, stdout)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "replay:", err)
+		return 2
+	case err != nil:
+		fmt.Fprintln(stderr, "replay:", err)
+		return 1
+	}
+	return code
+}
+
+func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	name := fs.String("scenario", "promo", "a built-in scenario ("+strings.Join(scenario.Builtin(), ", ")+") or a scenario file")
+	profiles := fs.String("profiles", "naive,resilient", "profiles to run: naive, resilient, naive+<fix>, resilient-<fix>")
+	ablations := fs.Bool("ablations", false, "also run every one-fix ablation (naive+<fix> and resilient-<fix>: 24 more runs)")
+	capacity := fs.Float64("capacity", 0, "the shop's capacity in requests/s; 0 measures it first")
+	scale := fs.Float64("scale", 1, "multiply the scenario's durations (0.2: a quick look)")
+	shoppers := fs.Int("shoppers", 40, "pre-registered users")
+	products := fs.Int("products", 10_000, "catalog size")
+	out := fs.String("out", "", "report directory (default loadtest/out/<scenario>-<time>)")
+	strict := fs.Bool("strict", false, "exit 3 if a profile's verdict fails")
+	check := fs.Bool("check", false, "check the flags and the environment, then exit (as the services' check-config)")
+	pg := fs.String("postgres", env("REPLAY_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "a Postgres server to create the run's databases on")
+	rd := fs.String("redis", env("REPLAY_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis")
+	nt := fs.String("nats", env("REPLAY_NATS_URL", "nats://127.0.0.1:4222"), "NATS with JetStream")
+	target := fs.String("target", env("REPLAY_TARGET", ""), "drive a shop that runs already instead of starting one: user=URL,search=URL,order=URL (the APIs)")
+	targetAdmin := fs.String("target-admin", env("REPLAY_TARGET_ADMIN", ""), "with -target: the admin listeners, user=URL,search=URL,order=URL (fixes are switched there)")
+	targetDB := fs.String("target-db", env("REPLAY_TARGET_DB", ""), "with -target: the databases, user=URL,search=URL,order=URL (for the invariants)")
+	toxi := fs.String("toxiproxy", env("REPLAY_TOXIPROXY", ""), "with -target: Toxiproxy's API (proxy \"postgres\"; \"users\" for slow-dependency)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, nil
+		}
+		return 0, usageError{err}
+	}
+	sc, err := scenario.Load(*name)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	if *scale <= 0 {
+		return 0, usageError{errors.New("-scale must be positive")}
+	}
+	if *scale != 1 {
+		sc = sc.Scaled(*scale)
+	}
+	var ps []replay.Profile
+	for _, n := range strings.Split(*profiles, ",") {
+		p, err := replay.ParseProfile(strings.TrimSpace(n))
+		if err != nil {
+			return 0, usageError{err}
+		}
+		ps = append(ps, p)
+	}
+	if *ablations {
+		ps = append(ps, replay.Ablations()...)
+	}
+
+	opts := replay.Options{Scenario: sc, Profiles: ps, Capacity: *capacity,
+		Deps: stack.Deps{Postgres: *pg, Redis: *rd, NATS: *nt}, Products: *products, Shoppers: *shoppers, Progress: stdout}
+	stamp := fmt.Sprintf("%s-%s", sc.Name, time.Now().Format("20060102-150405"))
+	if *target != "" {
+		remote, err := remoteShop(*target, *targetAdmin, *targetDB, *toxi)
+		if err != nil {
+			return 0, usageError{err}
+		}
+		opts.Target = remote
+		if *check {
+			return 0, nil
+		}
+		if *out == "" {
+			*out = filepath.Join("out", stamp)
+		}
+	} else {
+		repo, err := repoRoot()
+		if err != nil {
+			return 0, err
+		}
+		if *out == "" {
+			*out = filepath.Join(repo, "loadtest", "out", stamp)
+		}
+		if *check {
+			return 0, nil
+		}
+		fmt.Fprintf(stdout, "▶ building the services\n")
+		if opts.Bins, err = stack.Build(ctx, repo, filepath.Join(repo, "loadtest", "out", ".bin")); err != nil {
+			return 0, err
+		}
+	}
+	opts.Out = *out
+	began := time.Now()
+	s, err := replay.Run(ctx, opts)
+	if s != nil && len(s.Profiles) > 0 {
+		if werr := report.Write(*out, s); werr != nil {
+			return 0, werr
+		}
+		fmt.Fprintf(stdout, "\n%s\nReport: %s (%s)\n", report.Markdown(s), filepath.Join(*out, "report.html"), time.Since(began).Round(time.Second))
+	}
+	if err != nil {
+		return 0, err
+	}
+	code := 0
+	for _, p := range s.Profiles {
+		if len(p.Broken) > 0 {
+			fmt.Fprintf(stdout, "✘ %s broke invariants: %s\n", p.Name, strings.Join(p.Broken, "; "))
+			code = 1
+		}
+		for _, v := range p.Verdicts {
+			if !v.Held && *strict && code == 0 {
+				fmt.Fprintf(stdout, "✘ %s: %s (%s)\n", p.Name, v.Claim, v.Seen)
+				code = 3
+			}
+		}
+	}
+	return code, nil
+}
+
+// remoteShop reads the -target flags.
+func remoteShop(api, admin, dbs, toxiproxy string) (*stack.Remote, error) {
+	r := &stack.Remote{Toxiproxy: toxiproxy}
+	var err error
+	if r.APIs, err = stack.ParseTargets("target", api); err != nil {
+		return nil, err
+	}
+	if r.Admins, err = stack.ParseTargets("target-admin", admin); err != nil {
+		return nil, err
+	}
+	if r.Databases, err = stack.ParseTargets("target-db", dbs); err != nil {
+		return nil, err
+	}
+	token, err := secret("ADMIN_TOKEN")
+	if err != nil {
+		return nil, err
+	}
+	r.AdminToken = token
+	return r, nil
+}
+
+// secret reads NAME, or the file NAME_FILE names, as the services do.
+func secret(name string) (string, error) {
+	if path := os.Getenv(name + "_FILE"); path != "" {
+		b, err := os.ReadFile(filepath.Clean(path))
+		if err != nil {
+			return "", fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if v := os.Getenv(name); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("-target needs the services' admin token in %s or %s_FILE", name, name)
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// repoRoot finds the checkout: the directory with go.work, from here up.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the replay from inside the Stampede checkout (no go.work found above here)")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,124 @@
+package load
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+)
+
+// The open model: arrivals keep their schedule however slow the answers are.
+// Every request here takes ten times longer than the whole schedule's gap,
+// and still the generator sends exactly rate × length of them.
+func TestArrivalsDoNotWaitForAnswers(t *testing.T) {
+	var g Generator
+	var fired atomic.Int64
+	g.Run(context.Background(), time.Now(), time.Second, func(time.Duration) float64 { return 200 },
+		func(ctx context.Context, due time.Duration) {
+			fired.Add(1)
+			time.Sleep(100 * time.Millisecond) // a stalled server
+		})
+	if n := fired.Load(); n != 200 || g.Sent() != 200 || g.Dropped() != 0 {
+		t.Fatalf("fired %d, sent %d, dropped %d; want 200 arrivals in one second at 200/s", n, g.Sent(), g.Dropped())
+	}
+}
+
+func TestInFlightBoundDropsAndCounts(t *testing.T) {
+	g := Generator{MaxInFlight: 10}
+	release := make(chan struct{})
+	go func() { time.Sleep(600 * time.Millisecond); close(release) }()
+	g.Run(context.Background(), time.Now(), 500*time.Millisecond, func(time.Duration) float64 { return 100 },
+		func(context.Context, time.Duration) { <-release })
+	if g.Sent() != 10 || g.Dropped() != 40 {
+		t.Fatalf("sent %d, dropped %d; want 10 sent and the other 40 dropped and counted", g.Sent(), g.Dropped())
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		class  Class
+		stale  bool
+	}{
+		{200, `{"id":"x"}`, OK, false},
+		{200, `{"id":"x","stale":true}`, OK, true},
+		{201, `{}`, OK, false},
+		{409, `{"error":{"code":"sold_out"}}`, SoldOut, false},
+		{409, `{"error":{"code":"request_in_progress"}}`, ClientError, false},
+		{429, `{"error":{"code":"rate_limited"}}`, Limited, false},
+		{503, `{"error":{"code":"overloaded"}}`, Shed, false},
+		{503, `{"error":{"code":"pool_timeout"}}`, Unavailable, false},
+		{500, `{"error":{"code":"internal"}}`, ServerError, false},
+		{502, `bad gateway`, ServerError, false},
+		{404, `{"error":{"code":"not_found"}}`, ClientError, false},
+	}
+	for _, tt := range tests {
+		c, stale := classify(tt.status, []byte(tt.body))
+		if c != tt.class || stale != tt.stale {
+			t.Errorf("%d %s: %s stale=%v, want %s stale=%v", tt.status, tt.body, c, stale, tt.class, tt.stale)
+		}
+	}
+}
+
+func TestRecorderWindows(t *testing.T) {
+	var r Recorder
+	add := func(sec float64, k scenario.Kind, c Class, ms int) {
+		r.Add(Result{Due: time.Duration(sec * float64(time.Second)), Kind: k, Class: c, Latency: time.Duration(ms) * time.Millisecond})
+	}
+	for i := range 100 {
+		add(0.5, scenario.Search, OK, i+1) // 1..100 ms
+	}
+	add(1.2, scenario.OrderHot, SoldOut, 5)
+	add(1.3, scenario.OrderHot, Shed, 2)
+	add(1.4, scenario.OrderOther, Timeout, 5000)
+	add(1.5, scenario.ReadOrder, Refused, 1)
+	add(1.6, scenario.ReadOrder, Refused, 1)
+
+	first := r.Window(0, time.Second)
+	if first.Offered != 100 || first.Good() != 100 || first.GoodP(0.99) != 99 || first.GoodP(0.5) != 50 {
+		t.Fatalf("second 0: offered %d good %d p50 %v p99 %v", first.Offered, first.Good(), first.GoodP(0.5), first.GoodP(0.99))
+	}
+	second := r.Window(time.Second, 2*time.Second)
+	if second.Orders != 5 || second.OrdersOK != 1 || second.OrdersUp != 2 || !second.OrderAPIDown() {
+		t.Fatalf("second 1: orders %d ok %d up %d down %v", second.Orders, second.OrdersOK, second.OrdersUp, second.OrderAPIDown())
+	}
+	if second.RefusalP(0.99) != 2 || second.Share(Timeout) != 0.2 {
+		t.Fatalf("second 1: refusal p99 %v, timeout share %v", second.RefusalP(0.99), second.Share(Timeout))
+	}
+	if all := r.Window(0, 2*time.Second); all.Goodput() != 50.5 || all.OrderHealth() != 0.2 {
+		t.Fatalf("goodput %v, want 101 good answers over 2 s", all.Goodput())
+	}
+}
+
+func TestShoppersRetryLikePeople(t *testing.T) {
+	var calls atomic.Int64
+	srv := newServer(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if n == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"code":"overloaded"}}`))
+			return
+		}
+		if r.Header.Get("Idempotency-Key") == "" {
+			t.Error("retry without the idempotency key")
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"order-1"}`))
+	})
+	defer srv.Close()
+	shop := &Shop{Targets: Targets{Order: srv.URL}, Client: NewClient(), Timeout: time.Second, Retries: 2, Products: 500,
+		Shoppers: []*Shopper{{ID: 1, Token: "t", IP: "10.0.0.1"}}}
+	var got []Result
+	shop.Send(context.Background(), scenario.OrderHot, time.Now(), 0, func(r Result) { got = append(got, r) })
+	if len(got) != 2 || got[0].Class != Shed || got[1].Class != OK || !got[1].Retry || len(shop.Acknowledged()) != 1 {
+		t.Fatalf("attempts %+v, acknowledged %v; want a shed, then a retry that placed the order", got, shop.Acknowledged())
+	}
+}
+
+func newServer(h http.HandlerFunc) *httptest.Server { return httptest.NewServer(h) }

@@ -1,0 +1,219 @@
+package load
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+)
+
+// Class is what became of a request, as a client sees it.
+type Class string
+
+// The classes. Good answers are OK and SoldOut: telling a shopper that the
+// hot SKU is gone is the right answer, served. Limited, Shed and Unavailable
+// are refusals the service chose to make (fast, with Retry-After); the rest
+// are failures it did not choose.
+const (
+	OK          Class = "ok"           // 2xx
+	SoldOut     Class = "sold_out"     // 409 sold_out
+	Limited     Class = "limited"      // 429
+	Shed        Class = "shed"         // 503 overloaded: refused at the door
+	Unavailable Class = "unavailable"  // other 503: pool timeout, breaker open, a dependency down
+	ServerError Class = "server_error" // 500 and other 5xx
+	ClientError Class = "client_error" // another 4xx: a broken contract or a generator bug
+	Timeout     Class = "timeout"      // no answer within the client's timeout
+	Refused     Class = "refused"      // no connection: the process is down or restarting
+)
+
+// Classes lists every class in a fixed order (tables and charts use it).
+var Classes = []Class{OK, SoldOut, Limited, Shed, Unavailable, ServerError, ClientError, Timeout, Refused}
+
+// Good reports whether c is a served answer.
+func (c Class) Good() bool { return c == OK || c == SoldOut }
+
+// Refusal reports whether c is a refusal the service chose to make.
+func (c Class) Refusal() bool { return c == Limited || c == Shed || c == Unavailable }
+
+// Result is one request's outcome.
+type Result struct {
+	Due     time.Duration // offset from the start of the run when it was due
+	Kind    scenario.Kind
+	Class   Class
+	Latency time.Duration // from Due to the answer (or the give-up)
+	Stale   bool          // served from a fallback copy
+	Retry   bool          // a shopper's second or later attempt
+}
+
+// Second is what the recorder knows about one second of a run.
+type Second struct {
+	Offered  int
+	ByClass  map[Class]int
+	ByKind   map[scenario.Kind]int
+	Stale    int
+	Retries  int
+	good     []float32 // latencies of good answers, ms
+	refusals []float32 // latencies of refusals, ms
+	orders   int       // requests to the order API
+	ordersOK int       // requests to the order API answered well
+	ordersUp int       // ... answered well, or refused within a second
+}
+
+// OrderAPI reports whether k is a request to the order service.
+func OrderAPI(k scenario.Kind) bool {
+	return k == scenario.OrderHot || k == scenario.OrderOther || k == scenario.ReadOrder
+}
+
+// Recorder collects results by the second they were due in. Latencies are
+// kept whole (a few hundred thousand float32s for a long run), so the
+// percentiles are exact rather than approximated by a histogram's buckets.
+type Recorder struct {
+	mu      sync.Mutex
+	seconds []*Second
+}
+
+// Add records one result.
+func (r *Recorder) Add(res Result) {
+	i := int(res.Due / time.Second)
+	ms := float32(res.Latency.Seconds() * 1000)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.seconds) <= i {
+		r.seconds = append(r.seconds, &Second{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}})
+	}
+	s := r.seconds[i]
+	s.Offered++
+	s.ByClass[res.Class]++
+	s.ByKind[res.Kind]++
+	if res.Stale {
+		s.Stale++
+	}
+	if res.Retry {
+		s.Retries++
+	}
+	switch {
+	case res.Class.Good():
+		s.good = append(s.good, ms)
+	case res.Class.Refusal():
+		s.refusals = append(s.refusals, ms)
+	}
+	if OrderAPI(res.Kind) {
+		s.orders++
+		if res.Class.Good() {
+			s.ordersOK++
+		}
+		if res.Class.Good() || res.Class.Refusal() && res.Latency <= time.Second {
+			s.ordersUp++
+		}
+	}
+}
+
+// Window sums the seconds [from, to).
+func (r *Recorder) Window(from, to time.Duration) Totals {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := Totals{ByClass: map[Class]int{}, Seconds: (to - from).Seconds()}
+	for i := int(from / time.Second); i < int(to/time.Second) && i < len(r.seconds); i++ {
+		s := r.seconds[i]
+		t.Offered += s.Offered
+		t.Stale += s.Stale
+		t.Retries += s.Retries
+		t.Orders += s.orders
+		t.OrdersOK += s.ordersOK
+		t.OrdersUp += s.ordersUp
+		for c, n := range s.ByClass {
+			t.ByClass[c] += n
+		}
+		t.good = append(t.good, s.good...)
+		t.refusals = append(t.refusals, s.refusals...)
+	}
+	return t
+}
+
+// Each calls f with every recorded second, in order.
+func (r *Recorder) Each(f func(i int, s Totals)) {
+	n := r.Len()
+	for i := range n {
+		f(i, r.Window(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second))
+	}
+}
+
+// Len is the number of seconds recorded.
+func (r *Recorder) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seconds)
+}
+
+// Totals are the sums over a window of seconds.
+type Totals struct {
+	Seconds          float64
+	Offered          int
+	ByClass          map[Class]int
+	Stale            int
+	Retries          int
+	Orders, OrdersOK int
+	OrdersUp         int
+	good, refusals   []float32
+}
+
+// OrderHealth is the fraction of the order API's requests answered well, or
+// 1 if there were none.
+func (t Totals) OrderHealth() float64 {
+	if t.Orders == 0 {
+		return 1
+	}
+	return float64(t.OrdersOK) / float64(t.Orders)
+}
+
+// OrderAPIDown reports whether the order API was down: fewer than half of
+// its requests got a good answer or a fast refusal. A service that refuses
+// what it cannot serve, quickly and honestly, is up; one that hangs, times
+// out or is not there is down.
+func (t Totals) OrderAPIDown() bool {
+	return t.Orders > 0 && float64(t.OrdersUp) < 0.5*float64(t.Orders)
+}
+
+// Good is the number of good answers.
+func (t Totals) Good() int { return t.ByClass[OK] + t.ByClass[SoldOut] }
+
+// Goodput is good answers per second.
+func (t Totals) Goodput() float64 {
+	if t.Seconds <= 0 {
+		return 0
+	}
+	return float64(t.Good()) / t.Seconds
+}
+
+// OfferedRate is requests offered per second.
+func (t Totals) OfferedRate() float64 {
+	if t.Seconds <= 0 {
+		return 0
+	}
+	return float64(t.Offered) / t.Seconds
+}
+
+// GoodP returns the q-quantile (0..1) of good answers' latency in ms.
+func (t Totals) GoodP(q float64) float64 { return quantile(t.good, q) }
+
+// RefusalP returns the q-quantile of refusals' latency in ms.
+func (t Totals) RefusalP(q float64) float64 { return quantile(t.refusals, q) }
+
+// Share returns the fraction of offered requests in class c.
+func (t Totals) Share(c Class) float64 {
+	if t.Offered == 0 {
+		return 0
+	}
+	return float64(t.ByClass[c]) / float64(t.Offered)
+}
+
+func quantile(xs []float32, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return float64(s[max(0, min(i, len(s)-1))])
+}

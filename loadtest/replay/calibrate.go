@@ -1,0 +1,80 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/load"
+	"github.com/stampede-shop/stampede/loadtest/report"
+)
+
+// The capacity objective: the highest rate at which the resilient shop
+// answers the scenario's normal mix with p99 ≤ 200 ms and at most 1 % of it
+// refused or failed.
+const (
+	capacityP99  = 200.0 // ms
+	capacityLoss = 0.01
+)
+
+// Calibrate finds the shop's capacity on this machine: it starts a resilient
+// shop and offers the scenario's normal mix in steps of rising rate, five
+// seconds each, until a step misses the objective; then it tries halfway
+// between the last step that met it and the first that did not.
+func Calibrate(ctx context.Context, o Options) (float64, error) {
+	o.defaults()
+	p, _ := ParseProfile("resilient")
+	fmt.Fprintf(o.Progress, "▶ calibrating: the highest rate the resilient shop serves with p99 ≤ %.0f ms\n", capacityP99)
+	st, shop, err := prepare(ctx, o, Profile{Name: "calibration", Fixes: p.Fixes}, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	mix := o.Scenario.Mix
+	step := func(rate float64) (bool, error) {
+		rec := &load.Recorder{}
+		gen := &load.Generator{MaxInFlight: 8000}
+		start := time.Now()
+		gen.Run(ctx, start, 5*time.Second, func(time.Duration) float64 { return rate },
+			func(ctx context.Context, due time.Duration) { shop.Send(ctx, load.Pick(mix), start, due, rec.Add) })
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		t := rec.Window(time.Second, 5*time.Second) // the first second settles the pools
+		loss := 1 - float64(t.Good())/float64(max(t.Offered, 1))
+		ok := t.GoodP(0.99) <= capacityP99 && loss <= capacityLoss
+		verdict := "✔"
+		if !ok {
+			verdict = "✘"
+		}
+		fmt.Fprintf(o.Progress, "  %s %5.0f/s │ good %5.0f/s │ p99 %8s │ lost %4.1f %%\n", verdict, rate, t.Goodput(), report.Millis(t.GoodP(0.99)), 100*loss)
+		return ok, nil
+	}
+	good, bad := 0.0, 0.0
+	for rate := 40.0; rate < 20_000; rate *= 1.5 {
+		ok, err := step(rate)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			bad = rate
+			break
+		}
+		good = rate
+		time.Sleep(time.Second) // let the queues of the last step drain
+	}
+	if good == 0 {
+		return 0, fmt.Errorf("the shop missed the objective at the lowest rate tried (40/s); is this machine busy?")
+	}
+	if bad > 0 {
+		time.Sleep(time.Second)
+		mid := (good + bad) / 2
+		if ok, err := step(mid); err != nil {
+			return 0, err
+		} else if ok {
+			good = mid
+		}
+	}
+	fmt.Fprintf(o.Progress, "  capacity: %.0f requests/s\n", good)
+	return good, nil
+}

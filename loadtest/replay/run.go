@@ -1,0 +1,355 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/load"
+	"github.com/stampede-shop/stampede/loadtest/report"
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
+	"github.com/stampede-shop/stampede/pkg/fixes"
+)
+
+// Options are what a replay runs.
+type Options struct {
+	Scenario *scenario.Scenario
+	Profiles []Profile
+	Capacity float64 // requests/s; 0: calibrate first
+	Bins     map[string]string
+	Deps     stack.Deps
+	Products int           // catalog size
+	Shoppers int           // pre-registered users
+	Patience time.Duration // the client's timeout
+	Retries  int           // a shopper's retries after a failure; -1 for none
+	Out      string        // the report's directory
+	Progress io.Writer     // live progress; nil for none
+	Probe    stack.Probe
+	// Target, if set, is a shop that runs already (the compose stack): the
+	// replay switches its fixes through the admin API instead of starting
+	// a shop of its own per profile, and does not supervise it.
+	Target *stack.Remote
+}
+
+func (o *Options) defaults() {
+	if o.Products == 0 {
+		o.Products = 10_000
+	}
+	if o.Shoppers == 0 {
+		o.Shoppers = 40
+	}
+	if o.Patience == 0 {
+		o.Patience = 5 * time.Second
+	}
+	switch o.Retries {
+	case 0:
+		o.Retries = 1
+	case -1:
+		o.Retries = 0
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Probe.Period == 0 {
+		o.Probe = stack.KubeletProbe
+	}
+}
+
+// Run runs the replay and returns its summary; the report is written by the
+// caller (report.Write). A profile that breaks an invariant is in the summary,
+// with Broken set.
+func Run(ctx context.Context, o Options) (*report.Summary, error) {
+	o.defaults()
+	sc := o.Scenario
+	s := &report.Summary{Scenario: sc.Name, Description: sc.Description, Started: time.Now(),
+		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	if o.Capacity <= 0 {
+		c, err := Calibrate(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("calibration: %w", err)
+		}
+		o.Capacity = c
+	}
+	s.Capacity = o.Capacity
+	var at time.Duration
+	for _, p := range sc.Phases {
+		s.Phases = append(s.Phases, report.Phase{Name: p.Name, From: secs(at), To: secs(at + p.Duration.Duration),
+			Rate: p.Rate * o.Capacity, Times: p.Rate})
+		at += p.Duration.Duration
+	}
+	from, to := sc.Window()
+	s.Window = [2]int{secs(from), secs(to)}
+	for _, f := range sc.Faults {
+		s.Faults = append(s.Faults, report.Fault{Kind: string(f.Kind), From: secs(f.At.Duration), To: secs(f.At.Duration + f.For.Duration)})
+	}
+	for _, p := range o.Profiles {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		pr, err := runProfile(ctx, o, p)
+		if err != nil {
+			return s, fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		pr.Verdicts = judge(sc, p, pr)
+		s.Profiles = append(s.Profiles, pr)
+	}
+	return s, nil
+}
+
+func secs(d time.Duration) int { return int(d / time.Second) }
+
+// prepare starts a fresh shop for profile p (or switches the target's fixes
+// to p's) and registers the shoppers.
+func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event)) (stack.Shop, *load.Shop, error) {
+	var st stack.Shop
+	if o.Target != nil {
+		if err := o.Target.SetFixes(ctx, p.Fixes); err != nil {
+			return nil, nil, fmt.Errorf("switching the target's fixes: %w", err)
+		}
+		st = o.Target
+	} else {
+		logs := filepath.Join(o.Out, "logs", p.Name)
+		if err := os.MkdirAll(logs, 0o755); err != nil {
+			return nil, nil, err
+		}
+		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Products: o.Products,
+			LogDir: logs, OnEvent: onEvent, Probe: o.Probe})
+		if err != nil {
+			return nil, nil, err
+		}
+		st = native
+	}
+	shop := &load.Shop{Client: load.NewClient(), Timeout: o.Patience, Retries: o.Retries, Products: o.Products,
+		Targets: load.Targets{User: st.API("user"), Search: st.API("search"), Order: st.API("order")}}
+	if err := shop.Register(ctx, o.Shoppers); err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("registering shoppers: %w", err)
+	}
+	return st, shop, nil
+}
+
+// runProfile runs the scenario once under p, on a shop of its own.
+func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, error) {
+	sc := o.Scenario
+	pr := report.Profile{Name: p.Name, Fixes: p.Fixes}
+	var mu sync.Mutex
+	var events []stack.Event
+	onEvent := func(e stack.Event) {
+		mu.Lock()
+		events = append(events, e)
+		first := len(events) <= len(stack.Services) // the first starts are no news
+		mu.Unlock()
+		if !first {
+			fmt.Fprintf(o.Progress, "    %s %s: %s %s\n", e.At.Format("15:04:05"), e.Service, e.What, e.Detail)
+		}
+	}
+	fmt.Fprintf(o.Progress, "\n▶ %s · %s (FIXES=%s): starting a fresh shop\n", sc.Name, p.Name, p.Fixes)
+	st, shop, err := prepare(ctx, o, p, onEvent)
+	if err != nil {
+		return pr, err
+	}
+	defer st.Close()
+
+	rec := &load.Recorder{}
+	gen := &load.Generator{MaxInFlight: 8000}
+	start := time.Now()
+	for _, f := range sc.Faults {
+		f := f
+		on, off := faultSwitch(st, f)
+		time.AfterFunc(f.At.Duration, func() { report := on(); fmt.Fprintf(o.Progress, "    ⚡ %s %s\n", f.Kind, report) })
+		time.AfterFunc(f.At.Duration+f.For.Duration, func() { report := off(); fmt.Fprintf(o.Progress, "    ⚡ %s over %s\n", f.Kind, report) })
+	}
+	samples := sample(ctx, st, rec, gen, start, sc, p, o)
+	gen.Run(ctx, start, sc.Length(), func(t time.Duration) float64 {
+		ph, _ := sc.At(t)
+		return ph.Rate * o.Capacity
+	}, func(ctx context.Context, due time.Duration) {
+		ph, _ := sc.At(due)
+		shop.Send(ctx, load.Pick(sc.MixOf(ph)), start, due, rec.Add)
+	})
+	points := samples()
+
+	fmt.Fprintf(o.Progress, "    checking invariants…\n")
+	var acked []string
+	for _, a := range shop.Acknowledged() {
+		acked = append(acked, a.ID)
+	}
+	inv, err := st.Check(ctx, acked, o.Products, 30*time.Second)
+	if err != nil {
+		return pr, fmt.Errorf("invariants: %w", err)
+	}
+	pr.Invariants = inv
+	pr.Broken = inv.Broken(p.Has(fixes.Outbox))
+	pr.Restarts = st.Restarts()
+	pr.Supervised = pr.Restarts != nil
+	mu.Lock()
+	pr.Events = append([]stack.Event(nil), events...)
+	mu.Unlock()
+	pr.Dropped = gen.Dropped()
+	pr.Timeline = points
+	pr.Headline = headline(sc, o.Capacity, rec, pr)
+	return pr, nil
+}
+
+// faultSwitch returns what injects fault f and what ends it.
+func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
+	result := func(err error) string {
+		if err != nil {
+			return "FAILED: " + err.Error()
+		}
+		return ""
+	}
+	switch f.Kind {
+	case scenario.PostgresDown:
+		return func() string { return "(Postgres unreachable) " + result(st.PostgresDown(true)) },
+			func() string { return "(Postgres back) " + result(st.PostgresDown(false)) }
+	default:
+		return func() string {
+				return fmt.Sprintf("(user service +%v) %s", f.Latency.Duration, result(st.SlowUsers(f.Latency.Duration)))
+			},
+			func() string { return "(user service fast again) " + result(st.SlowUsers(0)) }
+	}
+}
+
+// sample scrapes the services every second while the run goes on and prints
+// the live progress line; the function it returns stops it and returns the
+// timeline.
+func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Generator, start time.Time,
+	sc *scenario.Scenario, p Profile, o Options) func() []report.Point {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var scraped []stack.Sample
+	var restarts []int
+	var down [][]string
+	var inflight []int64
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			order := stack.Scrape(ctx, st.Admin("order"), 800*time.Millisecond)
+			breakers := order.BreakersOpen
+			for _, svc := range []string{"user", "search"} {
+				if b := stack.Scrape(ctx, st.Admin(svc), 300*time.Millisecond).BreakersOpen; !math.IsNaN(b) {
+					breakers = nz(breakers) + b
+				}
+			}
+			order.BreakersOpen = breakers
+			total, gone := 0, []string(nil)
+			for svc, n := range st.Restarts() {
+				total += n
+				if !st.Up()[svc] {
+					gone = append(gone, svc)
+				}
+			}
+			scraped = append(scraped, order)
+			restarts = append(restarts, total)
+			down = append(down, gone)
+			inflight = append(inflight, gen.InFlight())
+			progress(o.Progress, sc, p, rec, gen, i, order, total)
+		}
+	}()
+	return func() []report.Point {
+		cancel()
+		<-done
+		var pts []report.Point
+		prevWaits := math.NaN()
+		rec.Each(func(i int, t load.Totals) {
+			pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
+				P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
+				DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN()}
+			for c, n := range t.ByClass {
+				pt.ByClass[string(c)] = n
+			}
+			if i < len(scraped) {
+				sm := scraped[i]
+				pt.DBInUse, pt.Goroutines, pt.Breakers = sm.DBInUse, sm.Goroutines, sm.BreakersOpen
+				if !math.IsNaN(sm.DBWaits) && !math.IsNaN(prevWaits) && sm.DBWaits >= prevWaits {
+					pt.DBWaits = sm.DBWaits - prevWaits
+				}
+				prevWaits = sm.DBWaits
+				pt.Restarts, pt.Down, pt.InFlight = restarts[i], down[i], inflight[i]
+			}
+			pts = append(pts, pt)
+		})
+		return pts
+	}
+}
+
+func nz(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
+}
+
+// progress prints one line a second: phase, offered rate, goodput, p99,
+// errors by class, breakers, restarts.
+func progress(w io.Writer, sc *scenario.Scenario, p Profile, rec *load.Recorder, gen *load.Generator, i int, order stack.Sample, restarts int) {
+	t := rec.Window(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second)
+	ph, _ := sc.At(time.Duration(i) * time.Second)
+	var errs []string
+	for _, c := range load.Classes {
+		if n := t.ByClass[c]; n > 0 && !c.Good() {
+			errs = append(errs, fmt.Sprintf("%s %d", c, n))
+		}
+	}
+	if len(errs) == 0 {
+		errs = []string{"none"}
+	}
+	db := "–"
+	if !math.IsNaN(order.DBInUse) {
+		db = fmt.Sprintf("%.0f", order.DBInUse)
+	}
+	fmt.Fprintf(w, "  %-9s %-10s %3ds │ offered %5d/s │ good %5d/s │ p99 %8s │ db in use %3s │ breakers %1.0f │ restarts %d │ in flight %5d │ errors: %s\n",
+		p.Name, ph.Name, i, t.Offered, t.Good(), report.Millis(t.GoodP(0.99)), db, nz(order.BreakersOpen), restarts, gen.InFlight(), strings.Join(errs, ", "))
+}
+
+// headline computes a profile's row of the headline table.
+func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr report.Profile) report.Headline {
+	from, to := sc.Window()
+	w := rec.Window(from, to)
+	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
+		P99Refusal: w.RefusalP(0.99), ErrorRate: map[string]float64{}, RecoveryS: -1,
+		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
+		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
+	h.GoodputPct = 100 * h.GoodputRPS / capacity
+	for _, c := range load.Classes {
+		if !c.Good() {
+			h.ErrorRate[string(c)] = 100 * w.Share(c)
+		}
+	}
+	for _, n := range pr.Restarts {
+		h.Restarts += n
+	}
+	all := rec.Window(0, sc.Length())
+	h.Stale = all.Stale
+	end := secs(sc.Length())
+	for i := range end {
+		if rec.Window(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second).OrderAPIDown() {
+			h.OutageS++
+		}
+	}
+	// Recovered: the first second after the window from which the order API
+	// answers at least 90 % of its requests well for three seconds running.
+	for i := secs(to); i+3 <= end; i++ {
+		if rec.Window(time.Duration(i)*time.Second, time.Duration(i+3)*time.Second).OrderHealth() >= 0.9 {
+			h.RecoveryS = float64(i - secs(to))
+			break
+		}
+	}
+	return h
+}

@@ -1,0 +1,143 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/report"
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+// The replay end to end, in seconds instead of minutes: the services built
+// from this checkout, started as supervised child processes against the real
+// Postgres, Redis and NATS, the promo scenario scaled to a tenth, both
+// profiles, the invariants checked against the databases and the event
+// consumers, and the report written. `make replay` is the same at full size.
+func TestSmokeReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bins, err := stack.Build(ctx, filepath.Join("..", ".."), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	promo, err := scenario.Load("promo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive, _ := ParseProfile("naive")
+	resilient, _ := ParseProfile("resilient")
+	out := t.TempDir()
+	var progress testkit.SyncBuffer
+	s, err := Run(ctx, Options{Scenario: promo.Scaled(0.1), Profiles: []Profile{naive, resilient}, Capacity: 40,
+		Bins: bins, Deps: stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()},
+		Products: 500, Shoppers: 6, Out: out, Progress: &progress})
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, progress.String())
+	}
+	if err := report.Write(out, s); err != nil {
+		t.Fatal(err)
+	}
+
+	if len(s.Profiles) != 2 || s.Window != [2]int{2, 5} {
+		t.Fatalf("profiles %d, window %v", len(s.Profiles), s.Window)
+	}
+	for _, p := range s.Profiles {
+		if len(p.Broken) > 0 {
+			t.Errorf("%s broke invariants: %v", p.Name, p.Broken)
+		}
+		inv := p.Invariants
+		if inv.Acknowledged == 0 || inv.Stored < inv.Acknowledged || inv.Missing != 0 || inv.OversoldUnits != 0 {
+			t.Errorf("%s: invariants %+v", p.Name, inv)
+		}
+		if len(p.Timeline) < 7 {
+			t.Errorf("%s: %d seconds in the timeline, want the whole 8 s run", p.Name, len(p.Timeline))
+		}
+		sent := 0
+		for _, pt := range p.Timeline {
+			sent += pt.Offered
+		}
+		// warm-up 2 s and cool-down 3 s at 12/s, spike 3 s at 120/s: 420 arrivals, plus retries.
+		if sent < 400 {
+			t.Errorf("%s: %d requests recorded, want at least the 420 scheduled", p.Name, sent)
+		}
+		if p.Headline.GoodputRPS <= 0 || p.Headline.OfferedRPS < 100 {
+			t.Errorf("%s: headline %+v", p.Name, p.Headline)
+		}
+	}
+	if v := s.Profiles[1].Verdicts; len(v) == 0 {
+		t.Error("the resilient profile was not judged")
+	}
+
+	// The files agree with each other.
+	var fromJSON report.Summary
+	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if fromJSON.Profiles[1].Headline.GoodputRPS != s.Profiles[1].Headline.GoodputRPS {
+		t.Fatal("summary.json differs from the run")
+	}
+	html, _ := os.ReadFile(filepath.Join(out, "report.html"))
+	if !strings.Contains(string(html), `data-profile="resilient"`) {
+		t.Fatal("report.html lacks the resilient row")
+	}
+	// The progress a user watches: every phase, the rate, the goodput.
+	for _, want := range []string{"warm-up", "spike", "cool-down", "offered", "good", "p99", "checking invariants"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Fatalf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
+}
+
+// -target: the replay drives a shop that runs already. Here the shop is one
+// the test starts, seen only through its URLs, as the compose one would be:
+// each profile's fixes are switched through the admin API, and the
+// invariants are checked in its databases.
+func TestTargetMode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bins, err := stack.Build(ctx, filepath.Join("..", ".."), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()}
+	native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: "resilient", Products: 500, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer native.Close()
+	remote := &stack.Remote{APIs: map[string]string{}, Admins: map[string]string{}, Databases: map[string]string{}, AdminToken: stack.AdminToken}
+	for _, svc := range stack.Services {
+		remote.APIs[svc], remote.Admins[svc], remote.Databases[svc] = native.API(svc), native.Admin(svc), native.Database(svc)
+	}
+	promo, _ := scenario.Load("promo")
+	naive, _ := ParseProfile("naive")
+	ablation, _ := ParseProfile("resilient-shedding")
+	s, err := Run(ctx, Options{Scenario: promo.Scaled(0.05), Profiles: []Profile{ablation, naive}, Capacity: 20,
+		Products: 500, Shoppers: 4, Out: t.TempDir(), Target: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range s.Profiles {
+		if p.Supervised || p.Restarts != nil || len(p.Broken) > 0 || p.Invariants.Acknowledged == 0 {
+			t.Fatalf("%s: supervised %v, restarts %v, broken %v, invariants %+v", p.Name, p.Supervised, p.Restarts, p.Broken, p.Invariants)
+		}
+	}
+	// The last profile's fixes are in force on every service.
+	for _, svc := range stack.Services {
+		r := testkit.Do(t, "GET", native.Admin(svc)+"/admin/fixes", stack.AdminToken, nil)
+		if r.Status != 200 || !strings.Contains(r.Raw, `"hot_row":false`) || !strings.Contains(r.Raw, `"shedding":false`) {
+			t.Fatalf("%s after the naive profile: %d %s", svc, r.Status, r.Raw)
+		}
+	}
+}

@@ -1,0 +1,51 @@
+package replay
+
+import (
+	"fmt"
+
+	"github.com/stampede-shop/stampede/loadtest/report"
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+)
+
+// judge states what the profile is expected to show in this scenario (the
+// claims of the replay issue) and whether it did. Profiles without claims
+// (the ablations) report numbers only.
+func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict {
+	h := pr.Headline
+	var v []report.Verdict
+	claim := func(held bool, text, seen string, args ...any) {
+		v = append(v, report.Verdict{Claim: text, Held: held, Seen: fmt.Sprintf(seen, args...)})
+	}
+	spike := sc.Focus != ""
+	switch p.Name {
+	case "naive":
+		if !spike {
+			return nil
+		}
+		claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
+		if pr.Supervised {
+			claim(h.Restarts > 0, "liveness kills and restarts happen", "%d restarts", h.Restarts)
+		}
+		claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
+			"recovery %s", report.Recovery(h.RecoveryS))
+	case "resilient":
+		if spike {
+			claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
+			claim(h.P99Good <= 200, "p99 of successful requests ≤ 200 ms", "%s", report.Millis(h.P99Good))
+			claim(h.P99Refusal <= 10, "the excess refused fast: p99 of 429/503 ≤ 10 ms", "%s", report.Millis(h.P99Refusal))
+		}
+		for _, f := range sc.Faults {
+			if f.Kind == scenario.PostgresDown {
+				claim(h.Stale > 0, "orders and products read before the outage are served stale", "%d stale answers", h.Stale)
+				claim(h.P99Refusal <= 10, "what cannot be served is refused fast: p99 of 503 ≤ 10 ms", "%s", report.Millis(h.P99Refusal))
+			}
+		}
+		if pr.Supervised {
+			claim(h.Restarts == 0, "zero restarts", "%d", h.Restarts)
+		}
+		claim(h.RecoveryS >= 0 && h.RecoveryS <= 5, "back within 5 s after the spike or the fault ends", "recovery %s", report.Recovery(h.RecoveryS))
+		claim(len(pr.Broken) == 0, "zero oversold, zero missing orders, zero lost or duplicated events",
+			"oversold %d, missing %d, events lost %d, twice %d", h.Oversold, h.Missing, h.EventsLost, h.EventsTwice)
+	}
+	return v
+}

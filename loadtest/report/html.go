@@ -1,0 +1,243 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"image/color"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/stampede-shop/stampede/loadtest/load"
+)
+
+// chart is one kind of chart; every profile gets one of each, on the same axes.
+type chart struct {
+	title, unit string
+	log         bool // a logarithmic y axis: latencies span 1 ms to seconds
+	series      []series
+}
+
+type series struct {
+	name  string
+	color color.Color
+	value func(p Point) float64
+}
+
+var (
+	blue   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	green  = color.RGBA{R: 44, G: 160, B: 44, A: 255}
+	red    = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	orange = color.RGBA{R: 255, G: 127, B: 14, A: 255}
+	purple = color.RGBA{R: 148, G: 103, B: 189, A: 255}
+	grey   = color.RGBA{R: 127, G: 127, B: 127, A: 255}
+	brown  = color.RGBA{R: 140, G: 86, B: 75, A: 255}
+	pink   = color.RGBA{R: 227, G: 119, B: 194, A: 255}
+	olive  = color.RGBA{R: 188, G: 189, B: 34, A: 255}
+)
+
+var classColor = map[load.Class]color.Color{
+	load.Limited: olive, load.Shed: orange, load.Unavailable: purple, load.ServerError: red,
+	load.ClientError: pink, load.Timeout: brown, load.Refused: grey,
+}
+
+func charts() []chart {
+	errs := chart{title: "Errors by class", unit: "requests/s"}
+	for _, c := range load.Classes {
+		if c.Good() {
+			continue
+		}
+		errs.series = append(errs.series, series{string(c), classColor[c], func(p Point) float64 { return float64(p.ByClass[string(c)]) }})
+	}
+	return []chart{
+		{title: "Goodput vs offered", unit: "requests/s", series: []series{
+			{"offered", grey, func(p Point) float64 { return float64(p.Offered) }},
+			{"goodput", green, func(p Point) float64 { return float64(p.Good) }},
+		}},
+		{title: "Latency of good answers", unit: "ms (log)", log: true, series: []series{
+			{"p50", blue, func(p Point) float64 { return p.P50 }},
+			{"p99", red, func(p Point) float64 { return p.P99 }},
+		}},
+		errs,
+		{title: "Order service: DB pool", unit: "connections · waits/s", series: []series{
+			{"in use", blue, func(p Point) float64 { return p.DBInUse }},
+			{"waits/s", red, func(p Point) float64 { return p.DBWaits }},
+		}},
+		{title: "Order service: goroutines", unit: "goroutines", series: []series{
+			{"goroutines", purple, func(p Point) float64 { return p.Goroutines }},
+		}},
+		{title: "Breakers open · restarts", unit: "count", series: []series{
+			{"breakers open", orange, func(p Point) float64 { return p.Breakers }},
+			{"restarts", red, func(p Point) float64 { return float64(p.Restarts) }},
+		}},
+	}
+}
+
+// svg draws one chart of one profile, with the y axis shared by all profiles
+// (ymax) and the phases and the judged window marked.
+func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) {
+	p := plot.New()
+	p.Title.Text = c.title
+	p.Y.Label.Text = c.unit
+	p.X.Label.Text = "seconds"
+	p.X.Min, p.X.Max = 0, float64(duration(s))
+	p.Y.Min, p.Y.Max = 0, ymax
+	floor := 0.0
+	if c.log {
+		floor = 1
+		p.Y.Min = floor
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+
+	// The judged window, shaded.
+	win, _ := plotter.NewPolygon(plotter.XYs{{X: float64(s.Window[0]), Y: floor}, {X: float64(s.Window[1]), Y: floor},
+		{X: float64(s.Window[1]), Y: ymax}, {X: float64(s.Window[0]), Y: ymax}})
+	win.Color = color.RGBA{R: 255, G: 210, B: 0, A: 90}
+	win.Width = 0
+	p.Add(win)
+	for _, f := range s.Faults {
+		fw, _ := plotter.NewPolygon(plotter.XYs{{X: float64(f.From), Y: floor}, {X: float64(f.To), Y: floor},
+			{X: float64(f.To), Y: ymax}, {X: float64(f.From), Y: ymax}})
+		fw.Color = color.RGBA{R: 214, G: 39, B: 40, A: 50}
+		fw.Width = 0
+		p.Add(fw)
+	}
+	for _, ser := range c.series {
+		var xys plotter.XYs
+		for _, pt := range pts {
+			if v := ser.value(pt); !math.IsNaN(v) && v >= 0 {
+				xys = append(xys, plotter.XY{X: float64(pt.T) + 0.5, Y: math.Max(floor, math.Min(v, ymax))})
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return "", err
+		}
+		l.Color = ser.color
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(ser.name, l)
+	}
+	canvas := vgsvg.New(5*vg.Inch, 2.6*vg.Inch)
+	p.Draw(draw.New(canvas))
+	var buf bytes.Buffer
+	if _, err := canvas.WriteTo(&buf); err != nil {
+		return "", err
+	}
+	out := buf.Bytes()
+	if i := bytes.Index(out, []byte("<svg")); i > 0 {
+		out = out[i:] // drop the XML prolog: the SVG goes inline
+	}
+	return template.HTML(out), nil // #nosec G203 -- SVG drawn by gonum/plot from numbers, no user input
+}
+
+func duration(s *Summary) int {
+	if len(s.Phases) == 0 {
+		return 1
+	}
+	return s.Phases[len(s.Phases)-1].To
+}
+
+// ymax is the top of a chart's y axis: the largest value of any profile, a
+// little headroom, at least 1.
+func ymax(s *Summary, c chart) float64 {
+	m := 1.0
+	for _, pr := range s.Profiles {
+		for _, pt := range pr.Timeline {
+			for _, ser := range c.series {
+				if v := ser.value(pt); !math.IsNaN(v) && v > m {
+					m = v
+				}
+			}
+		}
+	}
+	return m * 1.08
+}
+
+type row struct {
+	Profile Profile
+	Charts  []template.HTML
+}
+
+// HTML renders the report page.
+func HTML(s *Summary) ([]byte, error) {
+	cs := charts()
+	tops := make([]float64, len(cs))
+	for i, c := range cs {
+		tops[i] = ymax(s, c)
+	}
+	var rows []row
+	for _, pr := range s.Profiles {
+		r := row{Profile: pr}
+		for i, c := range cs {
+			g, err := svg(s, c, pr.Timeline, tops[i])
+			if err != nil {
+				return nil, err
+			}
+			r.Charts = append(r.Charts, g)
+		}
+		rows = append(rows, r)
+	}
+	data, err := json.Marshal(sanitize(s))
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = page.Execute(&buf, map[string]any{"S": s, "Rows": rows, "JSON": string(data)})
+	return buf.Bytes(), err
+}
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{
+	"ms": Millis, "recovery": Recovery, "errors": Errors,
+	"pct": func(v float64) string { return fmt.Sprintf("%.0f %%", v) },
+	"rps": func(v float64) string { return fmt.Sprintf("%.0f", v) },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Stampede replay: {{.S.Scenario}}</title>
+<style>
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1600px;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
+.grid{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem}.grid svg{width:100%;height:auto}
+.held{color:#1a7f37}.failed{color:#cf222e}section{border-top:2px solid #ddd;margin-top:2rem}
+.legend span{display:inline-block;margin-right:1rem}.sw{width:1rem;height:.7rem;display:inline-block;vertical-align:middle}
+</style></head><body>
+<h1>Stampede replay: <code>{{.S.Scenario}}</code></h1>
+<p>{{.S.Description}}</p>
+<p>Capacity on this machine ({{.S.Machine}}): <b id="capacity">{{rps .S.Capacity}}</b> requests/s
+(the highest rate at which the resilient profile kept p99 ≤ 200 ms). Phases:
+{{range .S.Phases}}<b>{{.Name}}</b> {{.From}}–{{.To}} s at {{rps .Rate}}/s ({{.Times}}× capacity); {{end}}
+the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded yellow{{if .S.Faults}}; faults shaded red{{end}}).</p>
+<table id="headline"><thead><tr><th>profile</th><th>offered/s</th><th>goodput/s</th><th>goodput % of capacity</th>
+<th>p99 good</th><th>p99 refusals</th><th>errors (% of offered)</th><th>outage</th><th>recovery</th><th>restarts</th>
+<th>oversold</th><th>missing orders</th><th>events lost</th><th>events twice</th><th>stale served</th></tr></thead><tbody>
+{{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td>
+<td>{{rps .Headline.GoodputRPS}}</td><td data-key="goodput_pct">{{pct .Headline.GoodputPct}}</td>
+<td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td>{{ms .Headline.P99Refusal}}</td><td>{{errors .Headline.ErrorRate}}</td>
+<td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{.Headline.Restarts}}</td>
+<td data-key="oversold_units">{{.Headline.Oversold}}</td><td data-key="missing_orders">{{.Headline.Missing}}</td>
+<td data-key="events_lost">{{.Headline.EventsLost}}</td><td>{{.Headline.EventsTwice}}</td><td>{{.Headline.Stale}}</td></tr>{{end}}{{end}}
+</tbody></table>
+{{range .Rows}}<section><h2>{{.Profile.Name}} <small><code>FIXES={{.Profile.Fixes}}</code></small></h2>
+<ul>{{range .Profile.Verdicts}}<li class="{{if .Held}}held{{else}}failed{{end}}">{{if .Held}}✔{{else}}✘{{end}} {{.Claim}} — {{.Seen}}</li>{{end}}
+{{if .Profile.Broken}}{{range .Profile.Broken}}<li class="failed">✘ invariant broken: {{.}}</li>{{end}}{{else}}<li class="held">✔ invariants hold</li>{{end}}</ul>
+<div class="grid">{{range .Charts}}<figure>{{.}}</figure>{{end}}</div>
+{{if .Profile.Events}}<details><summary>Supervisor events ({{len .Profile.Events}})</summary><ul>{{range .Profile.Events}}<li>{{.At.Format "15:04:05.000"}} {{.Service}}: {{.What}} {{.Detail}}</li>{{end}}</ul></details>{{end}}
+</section>{{end}}
+<script type="application/json" id="summary">{{.JSON}}</script>
+</body></html>
+`))

@@ -1,0 +1,83 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/stampede-shop/stampede/loadtest/load"
+)
+
+// Markdown renders the headline table and the verdicts.
+func Markdown(s *Summary) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Replay: %s\n\n%s\n\n", s.Scenario, strings.TrimSpace(s.Description))
+	fmt.Fprintf(&b, "Capacity on this machine (%s): **%.0f requests/s** (resilient, p99 ≤ 200 ms). ", s.Machine, s.Capacity)
+	fmt.Fprintf(&b, "Judged window: seconds %d–%d. Started %s.\n\n", s.Window[0], s.Window[1], s.Started.Format("2006-01-02 15:04:05 MST"))
+	b.WriteString("| profile | offered/s | goodput/s | goodput % of capacity | p99 good | p99 refusals | errors | outage | recovery | restarts | oversold | missing orders | events lost / twice | stale served |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range s.Profiles {
+		h := p.Headline
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | **%.0f %%** | %s | %s | %s | %d s | %s | %d | %d | %d | %d / %d | %d |\n",
+			p.Name, h.OfferedRPS, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), Millis(h.P99Refusal), Errors(h.ErrorRate),
+			h.OutageS, Recovery(h.RecoveryS), h.Restarts, h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
+	}
+	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
+	b.WriteString("limited = 429, shed = 503 at the door, unavailable = other 503 (pool timeout, breaker open), ")
+	b.WriteString("timeout = no answer within the client's patience, refused = nobody listening (killed, restarting).\n")
+	for _, p := range s.Profiles {
+		fmt.Fprintf(&b, "\n## %s (`FIXES=%s`)\n\n", p.Name, p.Fixes)
+		for _, v := range p.Verdicts {
+			mark := "✅"
+			if !v.Held {
+				mark = "❌"
+			}
+			fmt.Fprintf(&b, "- %s %s — %s\n", mark, v.Claim, v.Seen)
+		}
+		if len(p.Broken) > 0 {
+			fmt.Fprintf(&b, "- ❌ **invariants broken**: %s\n", strings.Join(p.Broken, "; "))
+		} else {
+			b.WriteString("- ✅ invariants hold: nothing oversold, every acknowledged order stored, no event applied twice\n")
+		}
+	}
+	return b.String()
+}
+
+// Millis formats a latency in ms.
+func Millis(ms float64) string {
+	switch {
+	case ms == 0 || math.IsNaN(ms):
+		return "–"
+	case ms >= 1000:
+		return fmt.Sprintf("%.2f s", ms/1000)
+	case ms >= 10:
+		return fmt.Sprintf("%.0f ms", ms)
+	default:
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+}
+
+// Recovery formats a recovery time.
+func Recovery(s float64) string {
+	if s < 0 {
+		return "not within the run"
+	}
+	return fmt.Sprintf("%.0f s", s)
+}
+
+// Errors formats the error rates that are not zero.
+func Errors(rates map[string]float64) string {
+	var parts []string
+	for _, c := range load.Classes {
+		if c.Good() {
+			continue
+		}
+		if r := rates[string(c)]; r >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%s %.1f %%", c, r))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,148 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/stack"
+)
+
+// sample is a small replay's summary: two profiles, a spike, a restart, a
+// second with no scrape (NaN).
+func sample() *Summary {
+	s := &Summary{Scenario: "promo", Description: "test <b>escaped</b>", Started: time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC),
+		Machine: "linux/amd64, 2 CPUs", Capacity: 250, Window: [2]int{2, 5},
+		Phases: []Phase{{"warm-up", 0, 2, 75, 0.3}, {"spike", 2, 5, 750, 3}, {"cool-down", 5, 8, 75, 0.3}}}
+	for i, name := range []string{"naive", "resilient"} {
+		f := float64(i)
+		p := Profile{Name: name, Fixes: name, Restarts: map[string]int{"order": 1 - i},
+			Headline: Headline{OfferedRPS: 750, GoodputRPS: 37 + 500*f, GoodputPct: 15 + 200*f, P99Good: 4790 - 4600*f,
+				P99Refusal: 12.5, ErrorRate: map[string]float64{"timeout": 32.6 * (1 - f), "shed": 40 * f}, RecoveryS: -1 + 3*f, Restarts: 1 - i},
+			Verdicts: []Verdict{{Claim: "a claim", Held: i == 1, Seen: "seen"}},
+			Events:   []stack.Event{{At: s.Started, Service: "order", What: "killed", Detail: "liveness"}}}
+		for t := range 8 {
+			pt := Point{T: t, Offered: 75 + 600*t%3, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
+				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4}
+			if t == 3 {
+				pt.DBInUse, pt.Goroutines = math.NaN(), math.NaN() // the process was down
+			}
+			p.Timeline = append(p.Timeline, pt)
+		}
+		s.Profiles = append(s.Profiles, p)
+	}
+	return s
+}
+
+// The report's numbers are summary.json's numbers: the headline cells of the
+// HTML and the Markdown table say what the JSON says.
+func TestReportFilesAgree(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(dir, sample()); err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Profiles[0].Timeline[3].DBInUse != -1 {
+		t.Fatalf("a missing scrape should be -1 in JSON, got %v", s.Profiles[0].Timeline[3].DBInUse)
+	}
+	html := read(t, filepath.Join(dir, "report.html"))
+	md := read(t, filepath.Join(dir, "summary.md"))
+	for _, p := range s.Profiles {
+		row := regexp.MustCompile(`(?s)<tr data-profile="` + p.Name + `">.*?</tr>`).FindString(html)
+		if row == "" {
+			t.Fatalf("no headline row for %s", p.Name)
+		}
+		for key, want := range map[string]string{
+			"goodput_pct": fmt.Sprintf("%.0f %%", p.Headline.GoodputPct), "p99_good_ms": Millis(p.Headline.P99Good),
+			"restarts": fmt.Sprint(p.Headline.Restarts), "oversold_units": fmt.Sprint(p.Headline.Oversold),
+			"missing_orders": fmt.Sprint(p.Headline.Missing), "events_lost": fmt.Sprint(p.Headline.EventsLost),
+		} {
+			if !strings.Contains(row, `data-key="`+key+`">`+want+`<`) {
+				t.Errorf("%s: HTML cell %s is not %q: %s", p.Name, key, want, row)
+			}
+		}
+		if !strings.Contains(md, fmt.Sprintf("| %s | %.0f | %.0f | **%.0f %%** | %s |", p.Name, p.Headline.OfferedRPS,
+			p.Headline.GoodputRPS, p.Headline.GoodputPct, Millis(p.Headline.P99Good))) {
+			t.Errorf("%s: Markdown row disagrees with the JSON:\n%s", p.Name, md)
+		}
+	}
+	if strings.Contains(html, "<b>escaped</b>") {
+		t.Fatal("the description was not escaped")
+	}
+	if n := strings.Count(html, "<svg"); n != 2*len(charts()) {
+		t.Fatalf("%d charts, want %d per profile", n, len(charts()))
+	}
+	if strings.Contains(html, "http://") && !strings.Contains(html, "http://www.w3.org/") || strings.Contains(html, "<script src") || strings.Contains(html, "<link") {
+		t.Fatal("the report must be self-contained: no external resources")
+	}
+}
+
+// The page renders in a real browser: headless Chromium loads it from disk
+// with the network off, and the DOM it builds has the table and the charts.
+func TestReportRendersInChromium(t *testing.T) {
+	chromium := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} { // Debian, Ubuntu, GitHub's runners
+		if path, err := exec.LookPath(name); err == nil {
+			chromium = path
+			break
+		}
+	}
+	if chromium == "" {
+		t.Fatal("Chromium is needed to check the report renders: apt-get install chromium (.ci/run does)")
+	}
+	dir := t.TempDir()
+	if err := Write(dir, sample()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+t.TempDir(), "--enable-logging=stderr", "--v=0", "--dump-dom",
+		"file://"+filepath.Join(dir, "report.html"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	page := string(dom)
+	for _, want := range []string{`<table id="headline">`, `data-profile="naive"`, `data-profile="resilient"`, "Goodput vs offered", "</svg>"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("rendered DOM lacks %q", want)
+		}
+	}
+	if strings.Count(page, "<svg") != 2*len(charts()) {
+		t.Fatalf("rendered %d charts", strings.Count(page, "<svg"))
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, "CONSOLE") || strings.Contains(line, "Uncaught") {
+			t.Fatalf("the page logged an error: %s", line)
+		}
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,150 @@
+// Package report writes what a replay found: summary.json (everything, for
+// tools), summary.md (the headline table, for people and pull requests) and
+// report.html (the same numbers with charts, self-contained: inline SVG, no
+// scripts, no network).
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/stack"
+)
+
+// Summary is one replay: a scenario run under one or more profiles.
+type Summary struct {
+	Scenario    string    `json:"scenario"`
+	Description string    `json:"description"`
+	Started     time.Time `json:"started"`
+	Machine     string    `json:"machine"`
+	// Capacity is the highest rate (requests/s) at which the resilient
+	// profile kept p99 ≤ 200 ms, measured on this machine before the run.
+	Capacity float64   `json:"capacity_rps"`
+	Phases   []Phase   `json:"phases"`
+	Window   [2]int    `json:"window_s"` // the seconds the verdicts judge
+	Faults   []Fault   `json:"faults,omitempty"`
+	Profiles []Profile `json:"profiles"`
+}
+
+// Phase is one phase of the scenario, in seconds from the start.
+type Phase struct {
+	Name  string  `json:"name"`
+	From  int     `json:"from_s"`
+	To    int     `json:"to_s"`
+	Rate  float64 `json:"rate_rps"`
+	Times float64 `json:"rate_x_capacity"`
+}
+
+// Fault is a fault injected during the run, in seconds from the start.
+type Fault struct {
+	Kind string `json:"kind"`
+	From int    `json:"from_s"`
+	To   int    `json:"to_s"`
+}
+
+// Profile is the scenario under one set of fixes.
+type Profile struct {
+	Name       string            `json:"name"`
+	Fixes      string            `json:"fixes"`
+	Headline   Headline          `json:"headline"`
+	Invariants stack.Invariants  `json:"invariants"`
+	Broken     []string          `json:"broken_invariants"`
+	Verdicts   []Verdict         `json:"verdicts"`
+	Timeline   []Point           `json:"timeline"`
+	Events     []stack.Event     `json:"supervisor_events"`
+	Restarts   map[string]int    `json:"restarts"`
+	Supervised bool              `json:"supervised"` // the replay ran and supervised the services (not --target)
+	Dropped    int64             `json:"dropped_by_generator"`
+	Extra      map[string]string `json:"notes,omitempty"`
+}
+
+// Headline is a profile's row of the headline table.
+type Headline struct {
+	OfferedRPS   float64            `json:"offered_rps"`    // during the judged window
+	GoodputRPS   float64            `json:"goodput_rps"`    // good answers per second in the window
+	GoodputPct   float64            `json:"goodput_pct"`    // GoodputRPS as % of capacity
+	P50Good      float64            `json:"p50_good_ms"`    // latency of good answers in the window
+	P99Good      float64            `json:"p99_good_ms"`    //
+	P99Refusal   float64            `json:"p99_refusal_ms"` // latency of 429/503 refusals in the window
+	ErrorRate    map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
+	Stale        int                `json:"stale_served"`   // answers served from a fallback copy, whole run
+	OutageS      int                `json:"outage_s"`       // seconds the order API answered < 50 % well
+	RecoveryS    float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
+	Restarts     int                `json:"restarts"`
+	Oversold     int                `json:"oversold_units"`
+	Missing      int                `json:"missing_orders"`
+	EventsLost   int                `json:"events_lost"`
+	EventsTwice  int                `json:"events_applied_twice"`
+	OrdersPlaced int                `json:"orders_placed"`
+}
+
+// Verdict is one expectation of the profile, and whether it held.
+type Verdict struct {
+	Claim string `json:"claim"`
+	Held  bool   `json:"held"`
+	Seen  string `json:"seen"`
+}
+
+// Point is one second of a profile's run.
+type Point struct {
+	T          int            `json:"t"`
+	Offered    int            `json:"offered"`
+	Good       int            `json:"good"`
+	ByClass    map[string]int `json:"by_class"`
+	P50        float64        `json:"p50_ms"`
+	P99        float64        `json:"p99_ms"`
+	OrderOK    float64        `json:"order_api_ok"` // fraction of order API requests answered well
+	Stale      int            `json:"stale"`
+	DBInUse    float64        `json:"db_in_use"`  // order service, NaN: no scrape
+	DBWaits    float64        `json:"db_waits"`   // waits for a connection this second, order service
+	Goroutines float64        `json:"goroutines"` // order service
+	Breakers   float64        `json:"breakers"`   // open or half-open, all services
+	InFlight   int64          `json:"generator_in_flight"`
+	Restarts   int            `json:"restarts"` // so far, all services
+	Down       []string       `json:"down,omitempty"`
+}
+
+// Write writes summary.json, summary.md and report.html into dir.
+func Write(dir string, s *Summary) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(sanitize(s), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.json"), data, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(Markdown(s)), 0o644); err != nil {
+		return err
+	}
+	html, err := HTML(s)
+	if err != nil {
+		return fmt.Errorf("report.html: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "report.html"), html, 0o644)
+}
+
+// sanitize returns a copy of s that JSON can encode: NaN (no scrape that
+// second) becomes -1.
+func sanitize(s *Summary) *Summary {
+	c := *s
+	c.Profiles = make([]Profile, len(s.Profiles))
+	for i, p := range s.Profiles {
+		p.Timeline = append([]Point(nil), p.Timeline...)
+		for j := range p.Timeline {
+			for _, f := range []*float64{&p.Timeline[j].DBInUse, &p.Timeline[j].DBWaits, &p.Timeline[j].Goroutines, &p.Timeline[j].Breakers} {
+				if math.IsNaN(*f) {
+					*f = -1
+				}
+			}
+		}
+		c.Profiles[i] = p
+	}
+	return &c
+}

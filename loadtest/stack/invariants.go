@@ -1,0 +1,173 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stampede-shop/stampede/pkg/catalog"
+)
+
+// Invariants are what must never happen (DESIGN.md), counted after a run.
+type Invariants struct {
+	Acknowledged   int `json:"acknowledged"`    // orders answered 201
+	Stored         int `json:"stored"`          // orders in the database
+	Missing        int `json:"missing"`         // acknowledged and not stored
+	OversoldUnits  int `json:"oversold_units"`  // units sold beyond a product's stock
+	StockDrift     int `json:"stock_drift"`     // products whose stock + sold ≠ initial stock
+	EventsExpected int `json:"events_expected"` // one order.created per stored order, per consumer
+	EventsLost     int `json:"events_lost"`     // stored orders a consumer never heard of (the worse consumer)
+	EventsTwice    int `json:"events_twice"`    // units a consumer counted more than once
+}
+
+// Broken lists the invariants that do not hold. Lost events are broken only
+// when the profile promised them (the outbox fix): without it, losing them is
+// the incident being reproduced, and it is reported, not failed.
+func (v Invariants) Broken(outbox bool) []string {
+	var b []string
+	if v.Missing > 0 {
+		b = append(b, fmt.Sprintf("%d acknowledged orders missing", v.Missing))
+	}
+	if v.OversoldUnits > 0 {
+		b = append(b, fmt.Sprintf("%d units oversold", v.OversoldUnits))
+	}
+	if v.StockDrift > 0 {
+		b = append(b, fmt.Sprintf("%d products with stock + sold ≠ initial stock", v.StockDrift))
+	}
+	if v.EventsTwice > 0 {
+		b = append(b, fmt.Sprintf("%d units applied twice by a consumer", v.EventsTwice))
+	}
+	if outbox && v.EventsLost > 0 {
+		b = append(b, fmt.Sprintf("%d order.created events lost", v.EventsLost))
+	}
+	return b
+}
+
+// Check counts the invariants of a finished run: acknowledged are the order
+// ids the clients got 201 for. It waits (up to settle) for the event
+// consumers to catch up before counting events.
+func (s *Native) Check(ctx context.Context, acknowledged []string, products int, settle time.Duration) (Invariants, error) {
+	return check(ctx, s.databases, acknowledged, products, settle)
+}
+
+// check counts the invariants in the databases (service → URL).
+func check(ctx context.Context, databases map[string]string, acknowledged []string, products int, settle time.Duration) (Invariants, error) {
+	v := Invariants{Acknowledged: len(acknowledged)}
+	orders, err := pgx.Connect(ctx, databases["order"])
+	if err != nil {
+		return v, err
+	}
+	defer orders.Close(ctx)
+
+	stored := map[string]bool{}
+	rows, err := orders.Query(ctx, `SELECT id::text FROM orders`)
+	if err != nil {
+		return v, err
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return v, err
+		}
+		stored[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return v, err
+	}
+	v.Stored = len(stored)
+	for _, id := range acknowledged {
+		if !stored[id] {
+			v.Missing++
+		}
+	}
+
+	sold, err := sums(ctx, orders, `SELECT product_id, sum(quantity) FROM order_items GROUP BY product_id`)
+	if err != nil {
+		return v, err
+	}
+	stock, err := sums(ctx, orders, `SELECT product_id, stock FROM inventory`)
+	if err != nil {
+		return v, err
+	}
+	for _, p := range catalog.Generate(products) {
+		if over := sold[p.ID] - p.Stock; over > 0 {
+			v.OversoldUnits += int(over)
+		}
+		if stock[p.ID]+sold[p.ID] != p.Stock {
+			v.StockDrift++
+		}
+	}
+
+	// Events: every stored order once in each consumer, and no unit twice.
+	v.EventsExpected = v.Stored
+	var handled map[string]int
+	for deadline, last, same := time.Now().Add(settle), -1, 0; ; {
+		if handled, err = countHandled(ctx, databases); err != nil {
+			return v, err
+		}
+		n := min(handled["search"], handled["user"])
+		if n >= v.Stored || time.Now().After(deadline) || same >= 6 {
+			break
+		}
+		if n == last {
+			same++ // nothing moving for a while: what is missing is not coming
+		} else {
+			last, same = n, 0
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	v.EventsLost = max(0, v.Stored-min(handled["search"], handled["user"]))
+
+	catalogDB, err := pgx.Connect(ctx, databases["search"])
+	if err != nil {
+		return v, err
+	}
+	defer catalogDB.Close(ctx)
+	applied, err := sums(ctx, catalogDB, `SELECT id, sold FROM products WHERE sold > 0`)
+	if err != nil {
+		return v, err
+	}
+	for id, n := range applied {
+		if extra := n - sold[id]; extra > 0 {
+			v.EventsTwice += int(extra)
+		}
+	}
+	return v, nil
+}
+
+// countHandled counts the order.created events each consumer recorded.
+func countHandled(ctx context.Context, databases map[string]string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, svc := range []string{"search", "user"} {
+		conn, err := pgx.Connect(ctx, databases[svc])
+		if err != nil {
+			return nil, err
+		}
+		var n int
+		err = conn.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n)
+		conn.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m[svc] = n
+	}
+	return m, nil
+}
+
+func sums(ctx context.Context, conn *pgx.Conn, sql string) (map[int64]int64, error) {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	m := map[int64]int64{}
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		m[id] = n
+	}
+	return m, rows.Err()
+}

@@ -1,0 +1,342 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/stampede-shop/stampede/pkg/db"
+)
+
+// Services are the three services, in the order they start.
+var Services = []string{"user", "search", "order"}
+
+// Build compiles the services of the checkout at repo into dir and returns
+// the binaries by service name.
+func Build(ctx context.Context, repo, dir string) (map[string]string, error) {
+	bins := map[string]string{}
+	args := []string{"build", "-o", dir + "/"}
+	for _, s := range Services {
+		args = append(args, "./services/"+s)
+		bins[s] = filepath.Join(dir, s)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bins, nil
+}
+
+// Deps are the dependencies every run uses: the local Postgres server (a
+// URL of a database the runs can create theirs from), Redis and NATS.
+type Deps struct {
+	Postgres string // postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+	Redis    string
+	NATS     string
+}
+
+// Native is the shop running from the binaries on this machine, with fresh
+// databases, key prefix and event namespace of its own.
+type Native struct {
+	deps      Deps
+	run       string // the name that prefixes this stack's databases, keys and streams
+	procs     map[string]*Process
+	api       map[string]string
+	admin     map[string]string
+	databases map[string]string // service → database URL (direct, not through the proxy)
+	postgres  *toxiproxy.Proxy  // every service reaches Postgres through this
+	users     *toxiproxy.Proxy  // the order service reaches the user service through this
+}
+
+// Options shape a native stack.
+type Options struct {
+	Fixes    string // FIXES for every service
+	Products int    // catalog size to seed
+	LogDir   string // where each service's log goes
+	OnEvent  func(Event)
+	Probe    Probe
+	// Env adds or overrides variables of every service.
+	Env map[string]string
+}
+
+// AdminToken is the admin token the replay's stacks use.
+const AdminToken = "replay-admin-token"
+
+// StartNative creates the databases, seeds them, starts the proxies and the
+// three services, and waits until all are ready.
+func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Options) (_ *Native, err error) {
+	s := &Native{deps: deps, run: name("replay_"), procs: map[string]*Process{},
+		api: map[string]string{}, admin: map[string]string{}, databases: map[string]string{}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	tp := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	pg, err := hostPort(deps.Postgres)
+	if err != nil {
+		return nil, err
+	}
+	s.postgres = toxiproxy.NewProxy(tp, "postgres", "127.0.0.1:0", pg)
+	if err := s.postgres.Start(); err != nil {
+		return nil, fmt.Errorf("toxiproxy for postgres: %w", err)
+	}
+
+	ports := map[string][2]string{}
+	for _, svc := range Services {
+		ports[svc] = [2]string{freeAddr(), freeAddr()}
+		s.api[svc] = "http://" + ports[svc][0]
+		s.admin[svc] = "http://" + ports[svc][1]
+	}
+	s.users = toxiproxy.NewProxy(tp, "users", "127.0.0.1:0", ports["user"][0])
+	if err := s.users.Start(); err != nil {
+		return nil, fmt.Errorf("toxiproxy for the user service: %w", err)
+	}
+
+	viaProxy := map[string]string{}
+	for _, svc := range Services {
+		direct := strings.Replace(deps.Postgres, "/postgres?", "/"+s.run+"_"+svc+"?", 1)
+		if err := db.EnsureDatabase(ctx, direct); err != nil {
+			return nil, err
+		}
+		s.databases[svc] = direct
+		viaProxy[svc] = strings.Replace(direct, pg, s.postgres.Listen, 1)
+	}
+
+	common := map[string]string{
+		"APP_ENV": "development", "LOG_LEVEL": "info", "FIXES": o.Fixes,
+		"REDIS_URL": deps.Redis, "NATS_URL": deps.NATS, "ADMIN_TOKEN": AdminToken,
+		"JWT_SECRET":       "replay-jwt-secret-of-at-least-32-bytes",
+		"EVENTS_NAMESPACE": s.run, "TRUSTED_PROXIES": "127.0.0.1",
+		"USER_SERVICE_URL": "http://" + s.users.Listen, "SEARCH_SERVICE_URL": s.api["search"],
+		"OTEL_SDK_DISABLED": "true",
+	}
+	for k, v := range o.Env {
+		common[k] = v
+	}
+	for _, svc := range Services {
+		env := os.Environ()
+		for k, v := range common {
+			env = append(env, k+"="+v)
+		}
+		env = append(env, "HTTP_ADDR="+ports[svc][0], "ADMIN_ADDR="+ports[svc][1],
+			"DATABASE_URL="+viaProxy[svc], "REDIS_KEY_PREFIX="+s.run+":"+svc+":")
+		log, err := logFile(o.LogDir, svc)
+		if err != nil {
+			return nil, err
+		}
+		s.procs[svc] = &Process{Name: svc, Bin: bins[svc], Env: env, API: s.api[svc], Log: log, Probe: o.Probe, OnEvent: o.OnEvent}
+	}
+
+	// The catalog and the inventory come from one seed, as in production.
+	for _, svc := range []string{"search", "order"} {
+		p := s.procs[svc]
+		cmd := exec.CommandContext(ctx, p.Bin, "seed", strconv.Itoa(o.Products))
+		cmd.Env, cmd.Stdout, cmd.Stderr = p.Env, p.Log, p.Log
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("%s seed: %w (see %s.log)", svc, err, svc)
+		}
+	}
+	for _, svc := range Services {
+		s.procs[svc].Start(ctx)
+	}
+	for _, svc := range Services {
+		if err := waitReady(ctx, s.api[svc], time.Minute); err != nil {
+			return nil, fmt.Errorf("%s did not become ready: %w; the end of its log:\n%s", svc, err, tail(filepath.Join(o.LogDir, svc+".log"), 15))
+		}
+	}
+	return s, nil
+}
+
+// API returns the base URL of a service's API.
+func (s *Native) API(svc string) string { return s.api[svc] }
+
+// Admin returns the base URL of a service's admin listener.
+func (s *Native) Admin(svc string) string { return s.admin[svc] }
+
+// Database returns a service's database URL, straight to Postgres.
+func (s *Native) Database(svc string) string { return s.databases[svc] }
+
+// Namespace is the JetStream namespace of the stack's events.
+func (s *Native) Namespace() string { return s.run }
+
+// Restarts returns each service's restart count.
+func (s *Native) Restarts() map[string]int {
+	m := map[string]int{}
+	for name, p := range s.procs {
+		m[name] = p.Restarts()
+	}
+	return m
+}
+
+// Up reports which services are running now.
+func (s *Native) Up() map[string]bool {
+	m := map[string]bool{}
+	for name, p := range s.procs {
+		m[name] = p.Up()
+	}
+	return m
+}
+
+// PostgresDown makes Postgres unreachable (down = true: every connection
+// through the proxy is closed, new ones are refused) or reachable again.
+func (s *Native) PostgresDown(down bool) error {
+	if down {
+		s.postgres.Stop()
+		return nil
+	}
+	return s.postgres.Start()
+}
+
+// SlowUsers delays the user service's answers to the order service by
+// latency, or removes the delay (latency 0).
+func (s *Native) SlowUsers(latency time.Duration) error {
+	ctx := context.Background()
+	if latency == 0 {
+		return s.users.Toxics.RemoveToxic(ctx, "slow")
+	}
+	_, err := s.users.Toxics.AddToxicJson(strings.NewReader(fmt.Sprintf(
+		`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":%d}}`, latency.Milliseconds())))
+	return err
+}
+
+// Close stops the services (SIGTERM, grace, SIGKILL) and the proxies, and
+// removes the databases, keys and streams the stack created.
+func (s *Native) Close() {
+	for _, p := range s.procs {
+		if p.done != nil {
+			p.Stop()
+		}
+		if c, ok := p.Log.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	for _, p := range []*toxiproxy.Proxy{s.postgres, s.users} {
+		if p != nil {
+			p.Stop()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, s.deps.Postgres); err == nil {
+		for _, u := range s.databases {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName(u)+" WITH (FORCE)")
+		}
+		conn.Close(ctx)
+	}
+	if opts, err := redis.ParseURL(s.deps.Redis); err == nil {
+		rdb := redis.NewClient(opts)
+		iter := rdb.Scan(ctx, 0, s.run+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		rdb.Close()
+	}
+	if nc, err := nats.Connect(s.deps.NATS); err == nil {
+		if js, err := jetstream.New(nc); err == nil {
+			for n := range js.StreamNames(ctx).Name() {
+				if strings.HasPrefix(n, s.run+"_") {
+					_ = js.DeleteStream(ctx, n)
+				}
+			}
+		}
+		nc.Close()
+	}
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func dbName(u string) string {
+	name := u[strings.LastIndex(u, "/")+1:]
+	return name[:strings.IndexByte(name+"?", '?')]
+}
+
+func hostPort(u string) (string, error) {
+	at := strings.LastIndex(u, "@")
+	rest := u[at+1:]
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if _, _, err := net.SplitHostPort(rest); err != nil {
+		return "", fmt.Errorf("postgres URL %q: host:port: %w", u, err)
+	}
+	return rest, nil
+}
+
+func name(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// freeAddr returns a loopback address whose port is free now. The ports
+// come from below Linux's ephemeral range (32768–60999), where the kernel
+// picks ports for outgoing connections and for listeners on :0, so that no
+// test or client running beside the replay takes one between now and the
+// moment the service binds it — and again when it is restarted.
+func freeAddr() string {
+	for {
+		port := 20000 + mrand.N(12000)
+		var lc net.ListenConfig
+		ln, err := lc.Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return ln.Addr().String()
+	}
+}
+
+// waitReady polls /readyz until it answers 200.
+func waitReady(ctx context.Context, api string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api+"/readyz", nil)
+		resp, err := probeClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("readyz %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Shop is a running shop the replay drives: one it started itself
+// (*Native), or one that runs already (*Remote: the compose stack).
+type Shop interface {
+	API(svc string) string
+	Admin(svc string) string
+	// Restarts returns each service's restarts, or nil when the replay
+	// does not supervise the services (the orchestrator does).
+	Restarts() map[string]int
+	Up() map[string]bool
+	PostgresDown(down bool) error
+	SlowUsers(latency time.Duration) error
+	Check(ctx context.Context, acknowledged []string, products int, settle time.Duration) (Invariants, error)
+	Close()
+}
+
+var (
+	_ Shop = (*Native)(nil)
+	_ Shop = (*Remote)(nil)
+)
+
+// Remote is a shop that is already running, such as the compose stack: the
+// replay sends it traffic, switches its fixes through the admin API instead
+// of restarting it, breaks Postgres through its Toxiproxy, and checks the
+// invariants in its databases.
+type Remote struct {
+	APIs       map[string]string // service → API base URL
+	Admins     map[string]string // service → admin base URL
+	Databases  map[string]string // service → database URL, for the invariants
+	Toxiproxy  string            // Toxiproxy's API, with proxies "postgres" and (optionally) "users"
+	AdminToken string
+	HTTP       *http.Client
+}
+
+// ParseTargets reads "user=URL,search=URL,order=URL" into a map, checking
+// that every service is there.
+func ParseTargets(flag, value string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range strings.Split(value, ",") {
+		name, url, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || url == "" {
+			return nil, fmt.Errorf("-%s: %q is not service=URL", flag, kv)
+		}
+		m[name] = url
+	}
+	for _, svc := range Services {
+		if m[svc] == "" {
+			return nil, fmt.Errorf("-%s: no URL for the %s service (want user=…,search=…,order=…)", flag, svc)
+		}
+	}
+	return m, nil
+}
+
+func (r *Remote) client() *http.Client {
+	if r.HTTP != nil {
+		return r.HTTP
+	}
+	return &http.Client{Timeout: 5 * time.Second}
+}
+
+// SetFixes switches every service to fixes, at run time, through
+// PUT /admin/fixes.
+func (r *Remote) SetFixes(ctx context.Context, fixes string) error {
+	for _, svc := range Services {
+		if err := r.call(ctx, http.MethodPut, r.Admins[svc]+"/admin/fixes", "Bearer "+r.AdminToken,
+			fmt.Sprintf(`{"fixes":%q}`, fixes)); err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+	}
+	return nil
+}
+
+// API returns a service's API base URL.
+func (r *Remote) API(svc string) string { return r.APIs[svc] }
+
+// Admin returns a service's admin base URL.
+func (r *Remote) Admin(svc string) string { return r.Admins[svc] }
+
+// Restarts is nil: the orchestrator supervises a remote shop.
+func (r *Remote) Restarts() map[string]int { return nil }
+
+// Up reports which services answer /livez now.
+func (r *Remote) Up() map[string]bool {
+	m := map[string]bool{}
+	for _, svc := range Services {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		m[svc] = r.call(ctx, http.MethodGet, r.APIs[svc]+"/livez", "", "") == nil
+		cancel()
+	}
+	return m
+}
+
+// PostgresDown disables or enables Toxiproxy's "postgres" proxy.
+func (r *Remote) PostgresDown(down bool) error {
+	return r.toxiproxy(http.MethodPost, "/proxies/postgres", fmt.Sprintf(`{"enabled":%t}`, !down))
+}
+
+// SlowUsers adds or removes a latency toxic on Toxiproxy's "users" proxy.
+func (r *Remote) SlowUsers(latency time.Duration) error {
+	if latency == 0 {
+		return r.toxiproxy(http.MethodDelete, "/proxies/users/toxics/slow", "")
+	}
+	return r.toxiproxy(http.MethodPost, "/proxies/users/toxics",
+		fmt.Sprintf(`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":%d}}`, latency.Milliseconds()))
+}
+
+func (r *Remote) toxiproxy(method, path, body string) error {
+	if r.Toxiproxy == "" {
+		return errors.New("no Toxiproxy given (-toxiproxy)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.call(ctx, method, r.Toxiproxy+path, "", body)
+}
+
+// Check counts the invariants in the shop's databases.
+func (r *Remote) Check(ctx context.Context, acknowledged []string, products int, settle time.Duration) (Invariants, error) {
+	if len(r.Databases) == 0 {
+		return Invariants{}, errors.New("no databases given (-target-db): the invariants cannot be checked")
+	}
+	return check(ctx, r.Databases, acknowledged, products, settle)
+}
+
+// Close does nothing: the shop was running before the replay and goes on.
+func (r *Remote) Close() {}
+
+func (r *Remote) call(ctx context.Context, method, url, auth, body string) error {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	return nil
+}
