@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -105,15 +107,31 @@ func place(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Re
 }
 
 // placeUntilAnswered is place as a well-behaved client does it: a 503 (shed,
-// pool timeout) is "come back later", so it waits — backing off with jitter,
-// never in lockstep with the other clients, which would be a retry storm —
-// and asks again with the same key, for at most a minute.
+// pool timeout) is "come back later", and so is no answer at all (the
+// connection dropped under load): the idempotency key makes asking again
+// safe. It waits, backing off with jitter — never in lockstep with the other
+// clients, which would be a retry storm — and asks again with the same key,
+// for at most a minute.
 func placeUntilAnswered(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Response {
 	t.Helper()
 	wait := 20 * time.Millisecond
 	for deadline := time.Now().Add(time.Minute); ; {
-		r := place(t, in, tok, key, body)
-		if r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+		req, _ := http.NewRequest(http.MethodPost, in.API+"/v1/orders", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Idempotency-Key", key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		var r testkit.Response
+		if err == nil {
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r = testkit.Response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+			_ = json.Unmarshal(raw, &r.Body)
+		}
+		if err == nil && r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			if err != nil {
+				t.Errorf("POST /v1/orders %s: no answer within a minute: %v", key, err)
+			}
 			return r
 		}
 		time.Sleep(wait/2 + rand.N(wait))
