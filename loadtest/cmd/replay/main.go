@@ -43,6 +43,7 @@ import (
 	"github.com/stampede-shop/stampede/loadtest/report"
 	"github.com/stampede-shop/stampede/loadtest/scenario"
 	"github.com/stampede-shop/stampede/loadtest/stack"
+	"github.com/stampede-shop/stampede/pkg/config"
 )
 
 func main() {
@@ -189,27 +190,13 @@ func remoteShop(api, admin, dbs, toxiproxy string) (*stack.Remote, error) {
 	if r.Databases, err = stack.ParseTargets("target-db", dbs); err != nil {
 		return nil, err
 	}
-	token, err := secret("ADMIN_TOKEN")
-	if err != nil {
-		return nil, err
+	// The services' own loader: ADMIN_TOKEN or ADMIN_TOKEN_FILE, as they read it.
+	e := config.New(os.Getenv)
+	r.AdminToken = e.Secret("ADMIN_TOKEN", "").Reveal()
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("-target needs the services' admin token: %w", err)
 	}
-	r.AdminToken = token
 	return r, nil
-}
-
-// secret reads NAME, or the file NAME_FILE names, as the services do.
-func secret(name string) (string, error) {
-	if path := os.Getenv(name + "_FILE"); path != "" {
-		b, err := os.ReadFile(filepath.Clean(path))
-		if err != nil {
-			return "", fmt.Errorf("%s_FILE: %w", name, err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	if v := os.Getenv(name); v != "" {
-		return v, nil
-	}
-	return "", fmt.Errorf("-target needs the services' admin token in %s or %s_FILE", name, name)
 }
 
 func env(name, def string) string {
