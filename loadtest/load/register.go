@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -49,27 +48,21 @@ func (s *Shop) Register(ctx context.Context, n int) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	g, gctx = errgroup.WithContext(ctx)
 	for i, w := range s.Shoppers {
-		wg.Go(func() {
+		g.Go(func() error {
 			o := Order{UserID: w.ID, ProductID: int64(100 + i), Quantity: 1}
 			var created struct{ ID string }
 			req := map[string]any{"items": []map[string]any{{"product_id": o.ProductID, "quantity": 1}}}
-			if err := s.call(ctx, w, http.MethodPost, s.Targets.Order+"/v1/orders", req, http.StatusCreated, &created); err != nil {
-				errs <- err
-				return
+			if err := s.call(gctx, w, http.MethodPost, s.Targets.Order+"/v1/orders", req, http.StatusCreated, &created); err != nil {
+				return err
 			}
 			o.ID = created.ID
 			s.ack(w, o)
-			if err := s.call(ctx, w, http.MethodGet, s.Targets.Order+"/v1/orders/"+o.ID, nil, http.StatusOK, nil); err != nil {
-				errs <- err
-			}
+			return s.call(gctx, w, http.MethodGet, s.Targets.Order+"/v1/orders/"+o.ID, nil, http.StatusOK, nil)
 		})
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return g.Wait()
 }
 
 // call makes one set-up request as shopper w and decodes the answer into

@@ -249,10 +249,13 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			}
 			order.BreakersOpen = breakers
 			total, gone := 0, []string(nil)
-			for svc, n := range st.Restarts() {
-				total += n
-				if !st.Up()[svc] {
-					gone = append(gone, svc)
+			if restarts := st.Restarts(); restarts != nil { // only a supervised shop has a count to show
+				up := st.Up()
+				for svc, n := range restarts {
+					total += n
+					if !up[svc] {
+						gone = append(gone, svc)
+					}
 				}
 			}
 			scraped = append(scraped, order)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,39 @@ import (
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
+var (
+	binsDir  string
+	built    map[string]string
+	buildErr error
+	build    sync.Once
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binsDir != "" {
+		os.RemoveAll(binsDir)
+	}
+	os.Exit(code)
+}
+
+// services builds the three services from this checkout, once for every
+// test of the package.
+func services(t *testing.T) map[string]string {
+	t.Helper()
+	build.Do(func() {
+		if binsDir, buildErr = os.MkdirTemp("", "stampede-replay-test-"); buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		built, buildErr = stack.Build(ctx, filepath.Join("..", ".."), binsDir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built
+}
+
 // The replay end to end, in seconds instead of minutes: the services built
 // from this checkout, started as supervised child processes against the real
 // Postgres, Redis and NATS, the promo scenario scaled to a tenth, both
@@ -23,10 +57,7 @@ import (
 func TestSmokeReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bins, err := stack.Build(ctx, filepath.Join("..", ".."), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins := services(t)
 	promo, err := scenario.Load("promo")
 	if err != nil {
 		t.Fatal(err)
@@ -106,10 +137,7 @@ func TestSmokeReplay(t *testing.T) {
 func TestTargetMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bins, err := stack.Build(ctx, filepath.Join("..", ".."), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins := services(t)
 	deps := stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()}
 	native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: "resilient", Products: 500, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
 	if err != nil {

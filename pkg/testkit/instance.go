@@ -154,16 +154,26 @@ func Do(t testing.TB, method, url, token string, body io.Reader) Response {
 // DoRequest sends req as JSON and decodes the answer.
 func DoRequest(t testing.TB, req *http.Request) Response {
 	t.Helper()
+	r, err := TryRequest(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return r
+}
+
+// TryRequest is DoRequest for a caller that handles "no answer" itself (a
+// client that retries a dropped connection).
+func TryRequest(req *http.Request) (Response, error) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		return Response{}, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := Response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.Body)
-	return r
+	return r, nil
 }
 
 // SyncBuffer is a bytes.Buffer safe for a service writing and a test reading.

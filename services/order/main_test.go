@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -98,12 +96,17 @@ func token(t *testing.T, userID int64) string {
 // place posts an order with an idempotency key.
 func place(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Response {
 	t.Helper()
+	return testkit.DoRequest(t, orderRequest(in, tok, key, body))
+}
+
+// orderRequest is POST /v1/orders as a client sends it; no key if key is "".
+func orderRequest(in *testkit.Instance, tok, key, body string) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, in.API+"/v1/orders", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	return testkit.DoRequest(t, req)
+	return req
 }
 
 // placeUntilAnswered is place as a well-behaved client does it: a 503 (shed,
@@ -116,18 +119,7 @@ func placeUntilAnswered(t *testing.T, in *testkit.Instance, tok, key, body strin
 	t.Helper()
 	wait := 20 * time.Millisecond
 	for deadline := time.Now().Add(time.Minute); ; {
-		req, _ := http.NewRequest(http.MethodPost, in.API+"/v1/orders", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Idempotency-Key", key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		var r testkit.Response
-		if err == nil {
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			r = testkit.Response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
-			_ = json.Unmarshal(raw, &r.Body)
-		}
+		r, err := testkit.TryRequest(orderRequest(in, tok, key, body))
 		if err == nil && r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			if err != nil {
 				t.Errorf("POST /v1/orders %s: no answer within a minute: %v", key, err)
