@@ -15,21 +15,29 @@ import (
 )
 
 // The incident in a test: a burst of orders for the hot SKU while the user
-// service answers slowly. The naive form holds a connection and the row lock
-// across that slow call, so the pool drains and an unrelated read of an
-// existing order cannot get a connection. The resilient form keeps answering it.
+// service hangs. The naive form holds a connection and the row lock across
+// that call, so the pool runs dry and an unrelated read of an existing order
+// cannot get a connection. The resilient form calls the user service before
+// it takes a connection, and keeps answering the read.
+//
+// The test holds the user service until it has looked, so nothing here
+// depends on timing: once every connection is in a stuck transaction (one
+// waits on the user service, the others on its row lock), the naive form
+// frees none while the hold lasts, and a read that gets no answer in a
+// second never would.
 func TestBurstWithSlowUserService(t *testing.T) {
+	const pool, burst = 3, 9
 	for _, tc := range []struct {
 		fixes       string
-		wantReadsOK bool
+		poolRunsDry bool // the burst holds every connection
 	}{
-		{"naive", false},
-		{"resilient", true},
+		{"naive", true},
+		{"resilient", false},
 	} {
 		t.Run(tc.fixes, func(t *testing.T) {
 			t.Parallel()
 			d := startDeps(t)
-			in := start(t, tc.fixes, d, func(env map[string]string) { env["DB_MAX_OPEN_CONNS"] = "3" })
+			in := start(t, tc.fixes, d, func(env map[string]string) { env["DB_MAX_OPEN_CONNS"] = fmt.Sprint(pool) })
 			owner := token(t, 42)
 			r := place(t, in, owner, "before-the-burst", `{"items":[{"product_id":5,"quantity":1}]}`)
 			if r.Status != 201 {
@@ -37,36 +45,53 @@ func TestBurstWithSlowUserService(t *testing.T) {
 			}
 			id := r.Body["id"].(string)
 
-			d.userDelay.Store(int64(600 * time.Millisecond))
 			var wg sync.WaitGroup
-			for i := range 9 {
-				wg.Go(func() { place(t, in, token(t, int64(100+i)), fmt.Sprint("burst-", i), oneHot) })
-			}
-			time.Sleep(300 * time.Millisecond) // the burst holds the pool now
-
-			// Three reads, one after another. database/sql hands a freed
-			// connection to a waiter chosen at random, so one read may slip
-			// through the naive form's queue; three in a row do not.
-			client := &http.Client{Timeout: 1500 * time.Millisecond}
-			answered := 0
-			var lastErr error
-			for range 3 {
-				req, _ := http.NewRequest(http.MethodGet, in.API+"/v1/orders/"+id, nil)
-				req.Header.Set("Authorization", "Bearer "+owner)
-				resp, err := client.Do(req)
-				if err == nil {
-					if resp.StatusCode == 200 {
-						answered++
+			defer wg.Wait()
+			release := d.holdUsers()
+			defer release() // before wg.Wait: deferred calls run last in, first out
+			for i := range burst {
+				wg.Go(func() {
+					if _, err := testkit.TryRequest(orderRequest(in, token(t, int64(100+i)), fmt.Sprint("burst-", i), oneHot)); err != nil {
+						t.Errorf("burst order %d got no answer: %v", i, err)
 					}
-					resp.Body.Close()
-				}
-				lastErr = err
+				})
 			}
-			if ok := answered == 3; ok != tc.wantReadsOK {
-				t.Errorf("reading an existing order during the burst: %d of 3 answered (last error %v), want all answered = %v", answered, lastErr, tc.wantReadsOK)
+
+			waitUntil(t, "the burst reaches the user service", func() bool { return d.userHeld.Load() > 0 })
+			if tc.poolRunsDry {
+				// Every connection of the pool is in a transaction that cannot
+				// end: one waits on the user service, the others on its row
+				// lock. (Connections merely in use could be a short idempotency
+				// claim about to hand its connection over.)
+				waitUntil(t, "the burst holds the whole pool", func() bool {
+					return query(t, in, `SELECT count(*) FROM pg_stat_activity
+						WHERE datname = current_database() AND pid <> pg_backend_pid()
+						AND (state = 'idle in transaction' OR wait_event_type = 'Lock')`) == pool
+				})
 			}
-			wg.Wait()
+
+			req, _ := http.NewRequest(http.MethodGet, in.API+"/v1/orders/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+owner)
+			resp, err := (&http.Client{Timeout: time.Second}).Do(req)
+			answered := err == nil && resp.StatusCode == 200
+			if err == nil {
+				resp.Body.Close()
+			}
+			if answered == tc.poolRunsDry {
+				t.Errorf("reading an existing order during the burst: answered %v (err %v), want %v", answered, err, !tc.poolRunsDry)
+			}
 		})
+	}
+}
+
+// waitUntil polls cond for at most ten seconds; it is how a test waits for a
+// state it has caused, instead of sleeping and hoping.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited ten seconds for %s", what)
+		}
 	}
 }
 

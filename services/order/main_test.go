@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,12 +24,45 @@ const (
 )
 
 // deps stands in for the user and search services: the two routes this
-// service calls, with a latency the test can set.
+// service calls, with a user service the test can hold.
 type deps struct {
 	users, search *httptest.Server
-	userDelay     atomic.Int64 // nanoseconds
 	userCalls     atomic.Int64
 	userStatus    atomic.Int64 // if set, the user service answers this
+	userHeld      atomic.Int64 // calls waiting in holdUsers' hold now
+
+	mu   sync.Mutex
+	hold chan struct{} // while open, every user call waits on it
+}
+
+// holdUsers makes the user service stop answering, as a stuck dependency
+// does, until the returned function lets every waiting call go on.
+func (d *deps) holdUsers() (release func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	hold := make(chan struct{})
+	d.hold = hold
+	return sync.OnceFunc(func() {
+		d.mu.Lock()
+		d.hold = nil
+		d.mu.Unlock()
+		close(hold)
+	})
+}
+
+func (d *deps) waitOnHold(r *http.Request) {
+	d.mu.Lock()
+	hold := d.hold
+	d.mu.Unlock()
+	if hold == nil {
+		return
+	}
+	d.userHeld.Add(1)
+	defer d.userHeld.Add(-1)
+	select {
+	case <-hold:
+	case <-r.Context().Done():
+	}
 }
 
 func startDeps(t *testing.T) *deps {
@@ -40,7 +74,7 @@ func startDeps(t *testing.T) *deps {
 	}
 	d.users = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.userCalls.Add(1)
-		time.Sleep(time.Duration(d.userDelay.Load()))
+		d.waitOnHold(r)
 		if status := d.userStatus.Load(); status != 0 {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(int(status))
