@@ -14,6 +14,7 @@ import (
 
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/logging"
+	"github.com/stampede-shop/stampede/pkg/telemetry"
 	"github.com/stampede-shop/stampede/pkg/web"
 )
 
@@ -59,12 +60,11 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		start := time.Now()
 		c.Next()
 		status := c.Writer.Status()
-		level := slog.LevelDebug
-		switch {
-		case (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && c.Writer.Header().Get("Retry-After") != "":
-		case status >= 500:
+		level := slog.LevelDebug // successes and refusals: the metrics count them
+		switch telemetry.OutcomeOf(status, c.Writer.Header()) {
+		case telemetry.ServerError:
 			level = slog.LevelError
-		case status >= 400:
+		case telemetry.ClientError:
 			level = slog.LevelInfo
 		}
 		log.Log(c.Request.Context(), level, "request",

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"database/sql"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -14,10 +15,15 @@ import (
 // NewRegistry returns a Prometheus registry with the Go runtime and process
 // collectors. Each service has its own registry rather than the global one, so
 // that tests can start several services in one process.
+//
+// The runtime's scheduler metrics are added to the default set, above all
+// go_sched_latencies_seconds: how long goroutines waited, runnable, for a
+// CPU. When a service is saturated, that wait is in every request's latency
+// before any handler runs, and no handler-level timer sees it.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
@@ -25,7 +31,9 @@ func NewRegistry() *prometheus.Registry {
 
 // HTTPMetrics counts and times every request by route template (never by raw
 // path, which would give every order id its own series) and tracks in-flight
-// requests: the first number to climb in the incident.
+// requests: the first number to climb in the incident. Durations are also by
+// outcome, because "how fast is a refusal" is its own question: a shed
+// request that waits as long as a served one has saved nothing.
 func HTTPMetrics(reg prometheus.Registerer) gin.HandlerFunc {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total",
@@ -33,9 +41,9 @@ func HTTPMetrics(reg prometheus.Registerer) gin.HandlerFunc {
 	}, []string{"route", "method", "code"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "http_request_duration_seconds",
-		Help:    "HTTP request latency by route and method.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .2, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"route", "method"})
+		Help:    "HTTP request latency by route, method and outcome (ok, client_error, refused, server_error).",
+		Buckets: DurationBuckets,
+	}, []string{"route", "method", "outcome"})
 	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "http_requests_in_flight",
 		Help: "HTTP requests being served, by route.",
@@ -52,9 +60,37 @@ func HTTPMetrics(reg prometheus.Registerer) gin.HandlerFunc {
 		g.Inc()
 		defer g.Dec()
 		c.Next()
-		requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-		duration.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
+		status := c.Writer.Status()
+		requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+		duration.WithLabelValues(route, c.Request.Method, string(OutcomeOf(status, c.Writer.Header()))).Observe(time.Since(start).Seconds())
 	}
+}
+
+// DurationBuckets are the request duration buckets, in seconds: fine below
+// 10 ms, where refusals must land, and up to the 30 s a stuck request takes.
+var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2, .5, 1, 2.5, 5, 10, 30}
+
+// Outcome is what an answer meant, for metrics and logs.
+type Outcome string
+
+const (
+	OK          Outcome = "ok"           // 1xx–3xx
+	ClientError Outcome = "client_error" // a 4xx the client has to fix
+	Refused     Outcome = "refused"      // 429 or 503 with Retry-After: overload, come back later
+	ServerError Outcome = "server_error" // any other 5xx
+)
+
+// OutcomeOf classes a response by its status and headers.
+func OutcomeOf(status int, h http.Header) Outcome {
+	switch {
+	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && h.Get("Retry-After") != "":
+		return Refused
+	case status >= 500:
+		return ServerError
+	case status >= 400:
+		return ClientError
+	}
+	return OK
 }
 
 // RegisterDBPool exports database/sql pool statistics (open, in use, idle,

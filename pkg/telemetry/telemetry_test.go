@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
@@ -40,5 +42,76 @@ func TestHTTPClientPropagatesTraceContext(t *testing.T) {
 	}
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		t.Fatal("no span in the caller's context")
+	}
+}
+
+// Every answer lands in one outcome; a 429 or 503 is a refusal only when it
+// says when to come back, otherwise it is an error like any other 5xx.
+func TestOutcomeOf(t *testing.T) {
+	retry := http.Header{"Retry-After": {"1"}}
+	for _, tt := range []struct {
+		status int
+		h      http.Header
+		want   telemetry.Outcome
+	}{
+		{200, nil, telemetry.OK},
+		{201, retry, telemetry.OK},
+		{304, nil, telemetry.OK},
+		{400, nil, telemetry.ClientError},
+		{404, nil, telemetry.ClientError},
+		{409, nil, telemetry.ClientError},
+		{429, retry, telemetry.Refused},
+		{429, nil, telemetry.ClientError},
+		{503, retry, telemetry.Refused},
+		{503, nil, telemetry.ServerError},
+		{500, retry, telemetry.ServerError},
+		{504, nil, telemetry.ServerError},
+	} {
+		if got := telemetry.OutcomeOf(tt.status, tt.h); got != tt.want {
+			t.Errorf("OutcomeOf(%d, %v) = %s, want %s", tt.status, tt.h, got, tt.want)
+		}
+	}
+}
+
+// Durations are recorded by route and outcome, so a refusal's latency can be
+// read apart from a success's.
+func TestHTTPMetricsTimesByOutcome(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := gin.New()
+	r.Use(telemetry.HTTPMetrics(reg))
+	r.GET("/x/:id", func(c *gin.Context) {
+		if c.Param("id") == "busy" {
+			c.Header("Retry-After", "1")
+			c.Status(http.StatusServiceUnavailable)
+			return
+		}
+		c.Status(http.StatusOK)
+	})
+	for _, id := range []string{"1", "2", "busy"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x/"+id, nil))
+	}
+	want := map[string]uint64{"ok": 2, "refused": 1}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() != "http_request_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["route"] != "/x/:id" || labels["method"] != "GET" {
+				t.Errorf("unexpected labels %v", labels)
+			}
+			got[labels["outcome"]] += m.GetHistogram().GetSampleCount()
+		}
+	}
+	if len(got) != len(want) || got["ok"] != want["ok"] || got["refused"] != want["refused"] {
+		t.Errorf("durations by outcome = %v, want %v", got, want)
 	}
 }

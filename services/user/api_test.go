@@ -204,7 +204,8 @@ func TestMetricsOnAdminPort(t *testing.T) {
 	r := testkit.Do(t, "GET", in.Admin+"/metrics", "", nil)
 	for _, series := range []string{
 		`http_requests_total{code="201",method="POST",route="/v1/users"} 1`,
-		`http_request_duration_seconds_bucket{method="POST",route="/v1/sessions"`,
+		`http_request_duration_seconds_bucket{method="POST",outcome="ok",route="/v1/users"`,
+		`go_sched_latencies_seconds_bucket`,
 		`http_requests_in_flight{route="/v1/users"}`,
 		`go_sql_open_connections{db_name="user"}`,
 		`go_sql_in_use_connections{db_name="user"}`,
