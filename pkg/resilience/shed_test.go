@@ -118,6 +118,19 @@ func TestShedderQueueIsShortAndBounded(t *testing.T) {
 		if !errorsAs(err, &shed) || time.Since(t0) != 10*time.Millisecond {
 			t.Fatalf("queue timeout: %v after %v", err, time.Since(t0))
 		}
+		// That wait was in vain: for QueueCooldown the excess is refused at
+		// once, with room in the queue.
+		time.Sleep(999 * time.Millisecond)
+		t0 = time.Now()
+		if _, err := sh.Acquire(ctx); !errorsAs(err, &shed) || time.Since(t0) != 0 {
+			t.Fatalf("after a wait in vain: err=%v after %v, want an immediate refusal", err, time.Since(t0))
+		}
+		// After it, the queue is open again.
+		time.Sleep(time.Millisecond)
+		t0 = time.Now()
+		if _, err := sh.Acquire(ctx); !errorsAs(err, &shed) || time.Since(t0) != 10*time.Millisecond {
+			t.Fatalf("after the cooldown: err=%v after %v, want a refusal after QueueWait", err, time.Since(t0))
+		}
 		p.Release()
 	})
 }
