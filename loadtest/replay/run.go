@@ -167,7 +167,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		time.AfterFunc(f.At.Duration, func() { report := on(); fmt.Fprintf(o.Progress, "    ⚡ %s %s\n", f.Kind, report) })
 		time.AfterFunc(f.At.Duration+f.For.Duration, func() { report := off(); fmt.Fprintf(o.Progress, "    ⚡ %s over %s\n", f.Kind, report) })
 	}
-	samples := sample(ctx, st, rec, gen, start, sc, p, o)
+	samples := sample(ctx, st, rec, gen, sc, p, o)
 	gen.Run(ctx, start, sc.Length(), func(t time.Duration) float64 {
 		ph, _ := sc.At(t)
 		return ph.Rate * o.Capacity
@@ -175,7 +175,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		ph, _ := sc.At(due)
 		shop.Send(ctx, load.Pick(sc.MixOf(ph)), start, due, rec.Add)
 	})
-	points := samples()
+	points, secs := samples()
 
 	fmt.Fprintf(o.Progress, "    checking invariants…\n")
 	var acked []string
@@ -195,7 +195,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	mu.Unlock()
 	pr.Dropped = gen.Dropped()
 	pr.Timeline = points
-	pr.Headline = headline(sc, o.Capacity, rec, pr)
+	pr.Headline = headline(sc, o.Capacity, rec, pr, secs)
 	return pr, nil
 }
 
@@ -219,17 +219,43 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
 	}
 }
 
+// timed is what the services timed in one second: their refusals (all
+// services together) and the order service's goroutines' waits for a CPU.
+type timed struct{ refused, sched stack.Histogram }
+
 // sample scrapes the services every second while the run goes on and prints
 // the live progress line; the function it returns stops it and returns the
-// timeline.
-func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Generator, start time.Time,
-	sc *scenario.Scenario, p Profile, o Options) func() []report.Point {
+// timeline, and what the services timed, second by second.
+func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Generator,
+	sc *scenario.Scenario, p Profile, o Options) func() ([]report.Point, []timed) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	var scraped []stack.Sample
 	var restarts []int
 	var down [][]string
 	var inflight []int64
+	var seconds []timed
+	// The histograms at each service's last scrape; the first scrape is
+	// taken now, so that a shop that ran before (--target) counts from here.
+	last := map[string]timed{}
+	scrape := func(svc string, timeout time.Duration, into *timed) stack.Sample {
+		sm := stack.Scrape(ctx, st.Admin(svc), timeout)
+		if sm.Refused == nil {
+			return sm
+		}
+		was := last[svc]
+		if into != nil {
+			into.refused = into.refused.Add(sm.Refused.Since(was.refused))
+			if svc == "order" {
+				into.sched = sm.Sched.Since(was.sched)
+			}
+		}
+		last[svc] = timed{*sm.Refused, *sm.Sched}
+		return sm
+	}
+	for _, svc := range stack.Services {
+		scrape(svc, time.Second, nil)
+	}
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second)
@@ -240,10 +266,11 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 				return
 			case <-tick.C:
 			}
-			order := stack.Scrape(ctx, st.Admin("order"), 800*time.Millisecond)
+			var second timed
+			order := scrape("order", 800*time.Millisecond, &second)
 			breakers := order.BreakersOpen
 			for _, svc := range []string{"user", "search"} {
-				if b := stack.Scrape(ctx, st.Admin(svc), 300*time.Millisecond).BreakersOpen; !math.IsNaN(b) {
+				if b := scrape(svc, 300*time.Millisecond, &second).BreakersOpen; !math.IsNaN(b) {
 					breakers = nz(breakers) + b
 				}
 			}
@@ -262,10 +289,11 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			restarts = append(restarts, total)
 			down = append(down, gone)
 			inflight = append(inflight, gen.InFlight())
+			seconds = append(seconds, second)
 			progress(o.Progress, sc, p, rec, gen, i, order, total)
 		}
 	}()
-	return func() []report.Point {
+	return func() ([]report.Point, []timed) {
 		cancel()
 		<-done
 		var pts []report.Point
@@ -285,12 +313,16 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 				}
 				prevWaits = sm.DBWaits
 				pt.Restarts, pt.Down, pt.InFlight = restarts[i], down[i], inflight[i]
+				pt.RefusedP99Service, pt.SchedP99Order = p99Millis(seconds[i].refused), p99Millis(seconds[i].sched)
 			}
 			pts = append(pts, pt)
 		})
-		return pts
+		return pts, seconds
 	}
 }
+
+// p99Millis is the p99 of h in ms (an upper bound); NaN if h is empty.
+func p99Millis(h stack.Histogram) float64 { return 1000 * h.Quantile(0.99) }
 
 func nz(v float64) float64 {
 	if math.IsNaN(v) {
@@ -322,11 +354,16 @@ func progress(w io.Writer, sc *scenario.Scenario, p Profile, rec *load.Recorder,
 }
 
 // headline computes a profile's row of the headline table.
-func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr report.Profile) report.Headline {
+func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr report.Profile, seconds []timed) report.Headline {
 	from, to := sc.Window()
 	w := rec.Window(from, to)
+	var inWindow timed
+	for i := secs(from); i < secs(to) && i < len(seconds); i++ {
+		inWindow.refused = inWindow.refused.Add(seconds[i].refused)
+		inWindow.sched = inWindow.sched.Add(seconds[i].sched)
+	}
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
-		P99Refusal: w.RefusalP(0.99), ErrorRate: map[string]float64{}, RecoveryS: -1,
+		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)), ErrorRate: map[string]float64{}, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
 	h.GoodputPct = 100 * h.GoodputRPS / capacity

@@ -20,7 +20,7 @@ import (
 // chart is one kind of chart; every profile gets one of each, on the same axes.
 type chart struct {
 	title, unit string
-	log         bool // a logarithmic y axis: latencies span 1 ms to seconds
+	log         bool // a logarithmic y axis: latencies span 0.1 ms to seconds
 	series      []series
 }
 
@@ -60,9 +60,11 @@ func charts() []chart {
 			{"offered", grey, func(p Point) float64 { return float64(p.Offered) }},
 			{"goodput", green, func(p Point) float64 { return float64(p.Good) }},
 		}},
-		{title: "Latency of good answers", unit: "ms (log)", log: true, series: []series{
-			{"p50", blue, func(p Point) float64 { return p.P50 }},
-			{"p99", red, func(p Point) float64 { return p.P99 }},
+		{title: "Latency: good answers, refusals", unit: "ms (log)", log: true, series: []series{
+			{"p50 good", blue, func(p Point) float64 { return p.P50 }},
+			{"p99 good", red, func(p Point) float64 { return p.P99 }},
+			{"p99 refusals, in the services (≤)", grey, func(p Point) float64 { return p.RefusedP99Service }},
+			{"p99 wait for a CPU, order service (≤)", orange, func(p Point) float64 { return p.SchedP99Order }},
 		}},
 		errs,
 		{title: "Order service: DB pool", unit: "connections · waits/s", series: []series{
@@ -90,7 +92,7 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 	p.Y.Min, p.Y.Max = 0, ymax
 	floor := 0.0
 	if c.log {
-		floor = 1
+		floor = 0.1
 		p.Y.Min = floor
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -201,7 +203,7 @@ func HTML(s *Summary) ([]byte, error) {
 }
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ms": Millis, "recovery": Recovery, "errors": Errors,
+	"ms": Millis, "atMost": AtMost, "recovery": Recovery, "errors": Errors,
 	"pct": func(v float64) string { return fmt.Sprintf("%.0f %%", v) },
 	"rps": func(v float64) string { return fmt.Sprintf("%.0f", v) },
 }).Parse(`<!doctype html>
@@ -223,11 +225,11 @@ th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 {{range .S.Phases}}<b>{{.Name}}</b> {{.From}}–{{.To}} s at {{rps .Rate}}/s ({{.Times}}× capacity); {{end}}
 the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded yellow{{if .S.Faults}}; faults shaded red{{end}}).</p>
 <table id="headline"><thead><tr><th>profile</th><th>offered/s</th><th>goodput/s</th><th>goodput % of capacity</th>
-<th>p99 good</th><th>p99 refusals</th><th>errors (% of offered)</th><th>outage</th><th>recovery</th><th>restarts</th>
+<th>p99 good</th><th>p99 refusals: service / shoppers</th><th>errors (% of offered)</th><th>outage</th><th>recovery</th><th>restarts</th>
 <th>oversold</th><th>missing orders</th><th>events lost</th><th>events twice</th><th>stale served</th></tr></thead><tbody>
 {{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td>
 <td>{{rps .Headline.GoodputRPS}}</td><td data-key="goodput_pct">{{pct .Headline.GoodputPct}}</td>
-<td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td>{{ms .Headline.P99Refusal}}</td><td>{{errors .Headline.ErrorRate}}</td>
+<td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td data-key="p99_refusal_ms">{{atMost .Headline.P99RefusalService}} / {{ms .Headline.P99Refusal}}</td><td>{{errors .Headline.ErrorRate}}</td>
 <td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{.Headline.Restarts}}</td>
 <td data-key="oversold_units">{{.Headline.Oversold}}</td><td data-key="missing_orders">{{.Headline.Missing}}</td>
 <td data-key="events_lost">{{.Headline.EventsLost}}</td><td>{{.Headline.EventsTwice}}</td><td>{{.Headline.Stale}}</td></tr>{{end}}{{end}}

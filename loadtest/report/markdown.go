@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/stampede-shop/stampede/loadtest/load"
+	"github.com/stampede-shop/stampede/pkg/telemetry"
 )
 
 // Markdown renders the headline table and the verdicts.
@@ -14,17 +15,19 @@ func Markdown(s *Summary) string {
 	fmt.Fprintf(&b, "# Replay: %s\n\n%s\n\n", s.Scenario, strings.TrimSpace(s.Description))
 	fmt.Fprintf(&b, "Capacity on this machine (%s): **%.0f requests/s** (resilient, p99 ≤ 200 ms). ", s.Machine, s.Capacity)
 	fmt.Fprintf(&b, "Judged window: seconds %d–%d. Started %s.\n\n", s.Window[0], s.Window[1], s.Started.Format("2006-01-02 15:04:05 MST"))
-	b.WriteString("| profile | offered/s | goodput/s | goodput % of capacity | p99 good | p99 refusals | errors | outage | recovery | restarts | oversold | missing orders | events lost / twice | stale served |\n")
+	b.WriteString("| profile | offered/s | goodput/s | goodput % of capacity | p99 good | p99 refusals: service / shoppers | errors | outage | recovery | restarts | oversold | missing orders | events lost / twice | stale served |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range s.Profiles {
 		h := p.Headline
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f | **%.0f %%** | %s | %s | %s | %d s | %s | %d | %d | %d | %d / %d | %d |\n",
-			p.Name, h.OfferedRPS, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), Millis(h.P99Refusal), Errors(h.ErrorRate),
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | **%.0f %%** | %s | %s / %s | %s | %d s | %s | %d | %d | %d | %d / %d | %d |\n",
+			p.Name, h.OfferedRPS, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), AtMost(h.P99RefusalService), Millis(h.P99Refusal), Errors(h.ErrorRate),
 			h.OutageS, Recovery(h.RecoveryS), h.Restarts, h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
 	}
 	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
 	b.WriteString("limited = 429, shed = 503 at the door, unavailable = other 503 (pool timeout, breaker open), ")
 	b.WriteString("timeout = no answer within the client's patience, refused = nobody listening (killed, restarting).\n")
+	b.WriteString("Refusals (429/503) are timed twice: by the services, from the request entering them to the answer (read from a histogram, so an upper bound), ")
+	b.WriteString("and by the shoppers, who also count the network, the kernel's queues and waiting for a CPU on a machine they share with the shop.\n")
 	for _, p := range s.Profiles {
 		fmt.Fprintf(&b, "\n## %s (`FIXES=%s`)\n\n", p.Name, p.Fixes)
 		for _, v := range p.Verdicts {
@@ -41,6 +44,19 @@ func Markdown(s *Summary) string {
 		}
 	}
 	return b.String()
+}
+
+// AtMost formats an upper bound in milliseconds, read from a histogram's
+// bucket: "≤ 2.5 ms"; "–" if there was nothing to time. Beyond the last
+// bucket (+Inf, or -1 once through JSON) it says so.
+func AtMost(ms float64) string {
+	switch {
+	case ms == 0 || math.IsNaN(ms):
+		return "–"
+	case ms < 0 || math.IsInf(ms, 1):
+		return "> " + Millis(1000*telemetry.DurationBuckets[len(telemetry.DurationBuckets)-1])
+	}
+	return "≤ " + Millis(ms)
 }
 
 // Millis formats a latency in ms.

@@ -26,14 +26,15 @@ func sample() *Summary {
 		f := float64(i)
 		p := Profile{Name: name, Fixes: name, Restarts: map[string]int{"order": 1 - i},
 			Headline: Headline{OfferedRPS: 750, GoodputRPS: 37 + 500*f, GoodputPct: 15 + 200*f, P99Good: 4790 - 4600*f,
-				P99Refusal: 12.5, ErrorRate: map[string]float64{"timeout": 32.6 * (1 - f), "shed": 40 * f}, RecoveryS: -1 + 3*f, Restarts: 1 - i},
+				P99Refusal: 12.5, P99RefusalService: 2.5, ErrorRate: map[string]float64{"timeout": 32.6 * (1 - f), "shed": 40 * f}, RecoveryS: -1 + 3*f, Restarts: 1 - i},
 			Verdicts: []Verdict{{Claim: "a claim", Held: i == 1, Seen: "seen"}},
 			Events:   []stack.Event{{At: s.Started, Service: "order", What: "killed", Detail: "liveness"}}}
 		for t := range 8 {
 			pt := Point{T: t, Offered: 75 + 600*t%3, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
-				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4}
+				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4,
+				RefusedP99Service: 0.5}
 			if t == 3 {
-				pt.DBInUse, pt.Goroutines = math.NaN(), math.NaN() // the process was down
+				pt.DBInUse, pt.Goroutines, pt.RefusedP99Service = math.NaN(), math.NaN(), math.NaN() // the process was down
 			}
 			p.Timeline = append(p.Timeline, pt)
 		}
@@ -57,8 +58,8 @@ func TestReportFilesAgree(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Profiles[0].Timeline[3].DBInUse != -1 {
-		t.Fatalf("a missing scrape should be -1 in JSON, got %v", s.Profiles[0].Timeline[3].DBInUse)
+	if pt := s.Profiles[0].Timeline[3]; pt.DBInUse != -1 || pt.RefusedP99Service != -1 {
+		t.Fatalf("a missing scrape should be -1 in JSON, got %v and %v", pt.DBInUse, pt.RefusedP99Service)
 	}
 	html := read(t, filepath.Join(dir, "report.html"))
 	md := read(t, filepath.Join(dir, "summary.md"))
@@ -71,13 +72,14 @@ func TestReportFilesAgree(t *testing.T) {
 			"goodput_pct": fmt.Sprintf("%.0f %%", p.Headline.GoodputPct), "p99_good_ms": Millis(p.Headline.P99Good),
 			"restarts": fmt.Sprint(p.Headline.Restarts), "oversold_units": fmt.Sprint(p.Headline.Oversold),
 			"missing_orders": fmt.Sprint(p.Headline.Missing), "events_lost": fmt.Sprint(p.Headline.EventsLost),
+			"p99_refusal_ms": AtMost(p.Headline.P99RefusalService) + " / " + Millis(p.Headline.P99Refusal),
 		} {
 			if !strings.Contains(row, `data-key="`+key+`">`+want+`<`) {
 				t.Errorf("%s: HTML cell %s is not %q: %s", p.Name, key, want, row)
 			}
 		}
-		if !strings.Contains(md, fmt.Sprintf("| %s | %.0f | %.0f | **%.0f %%** | %s |", p.Name, p.Headline.OfferedRPS,
-			p.Headline.GoodputRPS, p.Headline.GoodputPct, Millis(p.Headline.P99Good))) {
+		if !strings.Contains(md, fmt.Sprintf("| %s | %.0f | %.0f | **%.0f %%** | %s | %s / %s |", p.Name, p.Headline.OfferedRPS,
+			p.Headline.GoodputRPS, p.Headline.GoodputPct, Millis(p.Headline.P99Good), AtMost(p.Headline.P99RefusalService), Millis(p.Headline.P99Refusal))) {
 			t.Errorf("%s: Markdown row disagrees with the JSON:\n%s", p.Name, md)
 		}
 	}

@@ -64,22 +64,33 @@ type Profile struct {
 
 // Headline is a profile's row of the headline table.
 type Headline struct {
-	OfferedRPS   float64            `json:"offered_rps"`    // during the judged window
-	GoodputRPS   float64            `json:"goodput_rps"`    // good answers per second in the window
-	GoodputPct   float64            `json:"goodput_pct"`    // GoodputRPS as % of capacity
-	P50Good      float64            `json:"p50_good_ms"`    // latency of good answers in the window
-	P99Good      float64            `json:"p99_good_ms"`    //
-	P99Refusal   float64            `json:"p99_refusal_ms"` // latency of 429/503 refusals in the window
-	ErrorRate    map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
-	Stale        int                `json:"stale_served"`   // answers served from a fallback copy, whole run
-	OutageS      int                `json:"outage_s"`       // seconds the order API answered < 50 % well
-	RecoveryS    float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
-	Restarts     int                `json:"restarts"`
-	Oversold     int                `json:"oversold_units"`
-	Missing      int                `json:"missing_orders"`
-	EventsLost   int                `json:"events_lost"`
-	EventsTwice  int                `json:"events_applied_twice"`
-	OrdersPlaced int                `json:"orders_placed"`
+	OfferedRPS float64 `json:"offered_rps"`    // during the judged window
+	GoodputRPS float64 `json:"goodput_rps"`    // good answers per second in the window
+	GoodputPct float64 `json:"goodput_pct"`    // GoodputRPS as % of capacity
+	P50Good    float64 `json:"p50_good_ms"`    // latency of good answers in the window
+	P99Good    float64 `json:"p99_good_ms"`    //
+	P99Refusal float64 `json:"p99_refusal_ms"` // latency of 429/503 refusals in the window, as the shoppers saw it
+	// P99RefusalService is the same, as the services timed it: from the
+	// request entering the service's middleware to the answer (an upper
+	// bound: the top of the histogram bucket). The difference is the time
+	// spent in the network, the kernel's queues and the shoppers' own process
+	// — on one machine, mostly waiting for a CPU. 0: no refusals; -1 (+Inf
+	// before JSON): beyond the last bucket.
+	P99RefusalService float64 `json:"p99_refusal_service_ms"`
+	// P99SchedOrder is how long the order service's goroutines waited,
+	// runnable, for a CPU (p99, an upper bound from the Go runtime's coarse
+	// buckets): time inside the service that no handler's timer sees.
+	P99SchedOrder float64            `json:"p99_sched_order_ms"`
+	ErrorRate     map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
+	Stale         int                `json:"stale_served"`   // answers served from a fallback copy, whole run
+	OutageS       int                `json:"outage_s"`       // seconds the order API answered < 50 % well
+	RecoveryS     float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
+	Restarts      int                `json:"restarts"`
+	Oversold      int                `json:"oversold_units"`
+	Missing       int                `json:"missing_orders"`
+	EventsLost    int                `json:"events_lost"`
+	EventsTwice   int                `json:"events_applied_twice"`
+	OrdersPlaced  int                `json:"orders_placed"`
 }
 
 // Verdict is one expectation of the profile, and whether it held.
@@ -103,9 +114,13 @@ type Point struct {
 	DBWaits    float64        `json:"db_waits"`   // waits for a connection this second, order service
 	Goroutines float64        `json:"goroutines"` // order service
 	Breakers   float64        `json:"breakers"`   // open or half-open, all services
-	InFlight   int64          `json:"generator_in_flight"`
-	Restarts   int            `json:"restarts"` // so far, all services
-	Down       []string       `json:"down,omitempty"`
+	// RefusedP99Service is the p99 of the 429/503 refusals the services
+	// timed this second (NaN: none).
+	RefusedP99Service float64  `json:"refused_p99_service_ms"`
+	SchedP99Order     float64  `json:"sched_p99_order_ms"` // p99 wait for a CPU, order service's goroutines
+	InFlight          int64    `json:"generator_in_flight"`
+	Restarts          int      `json:"restarts"` // so far, all services
+	Down              []string `json:"down,omitempty"`
 }
 
 // Write writes summary.json, summary.md and report.html into dir.
@@ -131,17 +146,23 @@ func Write(dir string, s *Summary) error {
 }
 
 // sanitize returns a copy of s that JSON can encode: NaN (no scrape that
-// second) becomes -1.
+// second, nothing to time) and infinities become -1.
 func sanitize(s *Summary) *Summary {
 	c := *s
 	c.Profiles = make([]Profile, len(s.Profiles))
 	for i, p := range s.Profiles {
 		p.Timeline = append([]Point(nil), p.Timeline...)
 		for j := range p.Timeline {
-			for _, f := range []*float64{&p.Timeline[j].DBInUse, &p.Timeline[j].DBWaits, &p.Timeline[j].Goroutines, &p.Timeline[j].Breakers} {
-				if math.IsNaN(*f) {
+			pt := &p.Timeline[j]
+			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.RefusedP99Service, &pt.SchedP99Order} {
+				if math.IsNaN(*f) || math.IsInf(*f, 0) {
 					*f = -1
 				}
+			}
+		}
+		for _, f := range []*float64{&p.Headline.P99RefusalService, &p.Headline.P99SchedOrder} {
+			if math.IsInf(*f, 1) {
+				*f = -1 // beyond the last bucket
 			}
 		}
 		c.Profiles[i] = p

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -20,6 +21,12 @@ type Sample struct {
 	DBWaits      float64 // waits for a connection so far (a counter)
 	BreakersOpen float64 // breakers open or half-open
 	InFlight     float64 // requests being served
+	// Refused times the 429/503 refusals, as the service measured them
+	// (every route); nil when the scrape failed.
+	Refused *Histogram
+	// Sched is how long the process's goroutines waited for a CPU, runnable
+	// (the Go scheduler's own histogram); nil when the scrape failed.
+	Sched *Histogram
 }
 
 var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
@@ -27,7 +34,7 @@ var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: tr
 // Scrape reads the metrics of the admin listener at admin within timeout.
 func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 	nan := math.NaN()
-	s := Sample{nan, nan, nan, nan, nan, nan}
+	s := Sample{nan, nan, nan, nan, nan, nan, nil, nil}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)
@@ -68,7 +75,88 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		DBWaits:      sum("go_sql_wait_count_total", nil),
 		BreakersOpen: float64(count(families["breaker_state"], notClosed)),
 		InFlight:     sum("http_requests_in_flight", nil),
+		Refused:      histogram(families["http_request_duration_seconds"], "outcome", "refused"),
+		Sched:        histogram(families["go_sched_latencies_seconds"], "", ""),
 	}
+}
+
+// histogram sums the series of family f whose label name has value (all of
+// them if name is "").
+func histogram(f *dto.MetricFamily, name, value string) *Histogram {
+	h := &Histogram{}
+	for _, m := range f.GetMetric() {
+		if name != "" && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == name && l.GetValue() == value }) {
+			continue
+		}
+		var b Histogram
+		for _, bucket := range m.GetHistogram().GetBucket() { // the text format lists +Inf too
+			b.Bounds = append(b.Bounds, bucket.GetUpperBound())
+			b.Counts = append(b.Counts, float64(bucket.GetCumulativeCount()))
+		}
+		*h = h.Add(b)
+	}
+	return h
+}
+
+// Histogram is a cumulative histogram as Prometheus keeps one: Counts[i]
+// observations were at most Bounds[i] (seconds); the last bound is +Inf.
+type Histogram struct {
+	Bounds []float64
+	Counts []float64
+}
+
+// Add returns h and o together. Histograms with other bounds are not added:
+// one service's buckets are the same for every route.
+func (h Histogram) Add(o Histogram) Histogram {
+	if len(h.Bounds) == 0 {
+		return Histogram{Bounds: slices.Clone(o.Bounds), Counts: slices.Clone(o.Counts)}
+	}
+	if !slices.Equal(h.Bounds, o.Bounds) {
+		return h
+	}
+	sum := Histogram{Bounds: h.Bounds, Counts: slices.Clone(h.Counts)}
+	for i, c := range o.Counts {
+		sum.Counts[i] += c
+	}
+	return sum
+}
+
+// Since returns what h counted after earlier, a scrape of the same counter.
+// A counter that went down was reset (the process restarted): then all of h
+// is new.
+func (h Histogram) Since(earlier Histogram) Histogram {
+	if !slices.Equal(h.Bounds, earlier.Bounds) || len(h.Counts) == 0 || h.Counts[len(h.Counts)-1] < earlier.Counts[len(earlier.Counts)-1] {
+		return h
+	}
+	d := Histogram{Bounds: h.Bounds, Counts: slices.Clone(h.Counts)}
+	for i, c := range earlier.Counts {
+		d.Counts[i] -= c
+	}
+	return d
+}
+
+// Total is the number of observations.
+func (h Histogram) Total() float64 {
+	if len(h.Counts) == 0 {
+		return 0
+	}
+	return h.Counts[len(h.Counts)-1]
+}
+
+// Quantile returns the upper bound, in seconds, of the bucket that holds the
+// q-quantile: the quantile is at most that. It does not interpolate, so a
+// claim "p99 ≤ 10 ms" read from it is never optimistic. NaN if empty.
+func (h Histogram) Quantile(q float64) float64 {
+	total := h.Total()
+	if total == 0 {
+		return math.NaN()
+	}
+	for i, c := range h.Counts {
+		if c >= q*total {
+			return h.Bounds[i]
+		}
+	}
+	return math.Inf(1)
 }
 
 func count(f *dto.MetricFamily, keep func(*dto.Metric) bool) int {

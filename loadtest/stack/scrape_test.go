@@ -1,0 +1,90 @@
+package stack
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stampede-shop/stampede/pkg/telemetry"
+)
+
+func hist(counts ...float64) Histogram {
+	return Histogram{Bounds: []float64{0.001, 0.01, math.Inf(1)}, Counts: counts}
+}
+
+// The refusals of one second are the difference of two scrapes, and a
+// restarted process (its counters back at zero) counts from zero.
+func TestHistogramSinceAddQuantile(t *testing.T) {
+	before, after := hist(10, 10, 10), hist(110, 209, 210)
+	got := after.Since(before)
+	if got.Counts[0] != 100 || got.Counts[1] != 199 || got.Total() != 200 {
+		t.Fatalf("since: %v", got.Counts)
+	}
+	if restarted := hist(3, 3, 3).Since(after); restarted.Total() != 3 {
+		t.Fatalf("after a restart: %v, want the new process's counts", restarted.Counts)
+	}
+	if first := after.Since(Histogram{}); first.Total() != 210 {
+		t.Fatalf("the first scrape counts everything: %v", first.Counts)
+	}
+	// p50 of 200 is within the first bucket (100 ≤ 1 ms), p99 in the second.
+	if q := got.Quantile(0.5); q != 0.001 {
+		t.Errorf("p50 = %v, want 0.001", q)
+	}
+	if q := got.Quantile(0.99); q != 0.01 {
+		t.Errorf("p99 = %v, want 0.01", q)
+	}
+	if q := hist(0, 0, 1).Quantile(0.99); !math.IsInf(q, 1) {
+		t.Errorf("beyond the last bucket: %v, want +Inf", q)
+	}
+	if q := (Histogram{}).Quantile(0.99); !math.IsNaN(q) {
+		t.Errorf("empty: %v, want NaN", q)
+	}
+	sum := hist(1, 2, 3).Add(hist(10, 20, 30))
+	if sum.Counts[0] != 11 || sum.Total() != 33 {
+		t.Errorf("add: %v", sum.Counts)
+	}
+	if other := (Histogram{Bounds: []float64{1, math.Inf(1)}, Counts: []float64{5, 5}}); sum.Add(other).Total() != 33 {
+		t.Error("histograms with other bounds must not be added")
+	}
+}
+
+// Scrape reads the refusals a service timed, every route together, from the
+// metrics the services really export.
+func TestScrapeReadsRefusals(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	reg := telemetry.NewRegistry()
+	r := gin.New()
+	r.Use(telemetry.HTTPMetrics(reg))
+	refuse := func(c *gin.Context) { c.Header("Retry-After", "1"); c.Status(http.StatusServiceUnavailable) }
+	r.GET("/a", refuse)
+	r.GET("/b", refuse)
+	r.GET("/ok", func(c *gin.Context) { c.Status(http.StatusOK) })
+	for _, path := range []string{"/a", "/a", "/b", "/ok", "/ok"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+
+	s := Scrape(context.Background(), srv.URL, time.Second)
+	if s.Refused == nil {
+		t.Fatal("no refusals read")
+	}
+	if got := s.Refused.Total(); got != 3 {
+		t.Fatalf("refusals = %v, want 3 (two routes)", got)
+	}
+	if len(s.Refused.Bounds) != len(telemetry.DurationBuckets)+1 || !math.IsInf(s.Refused.Bounds[len(s.Refused.Bounds)-1], 1) {
+		t.Fatalf("bounds %v", s.Refused.Bounds)
+	}
+	if q := s.Refused.Quantile(0.99); q > 0.01 {
+		t.Errorf("p99 of in-process refusals = %v s", q)
+	}
+	if s.Sched == nil || len(s.Sched.Bounds) < 5 || s.Sched.Total() == 0 {
+		t.Errorf("the scheduler's latency histogram was not read: %+v", s.Sched)
+	}
+}
