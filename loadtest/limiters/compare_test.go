@@ -47,8 +47,12 @@ func TestSideBySide(t *testing.T) {
 		for _, p := range policies {
 			r := run(t, s, p.new)
 			results[p.name] = r
-			fmt.Fprintf(&table, "| %s | %s | %.1f | %v | %v | %d | %d |\n", sname, p.name, 100*r.Goodput,
-				r.P99Admitted.Round(time.Millisecond), r.P99Rejected.Round(time.Microsecond), r.Rejected, r.Late)
+			rejected := "–" // nothing was rejected
+			if r.Rejected > 0 {
+				rejected = r.P99Rejected.Round(time.Microsecond).String()
+			}
+			fmt.Fprintf(&table, "| %s | %s | %.1f | %v | %s | %d | %d |\n", sname, p.name, 100*r.Goodput,
+				r.P99Admitted.Round(time.Millisecond), rejected, r.Rejected, r.Late)
 		}
 		ours, theirs := results["stampede Shedder"], results["failsafe-go adaptivelimiter"]
 		if ours.Goodput < theirs.Goodput-0.01 {

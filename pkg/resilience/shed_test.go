@@ -118,19 +118,52 @@ func TestShedderQueueIsShortAndBounded(t *testing.T) {
 		if !errorsAs(err, &shed) || time.Since(t0) != 10*time.Millisecond {
 			t.Fatalf("queue timeout: %v after %v", err, time.Since(t0))
 		}
-		// That wait was in vain: for QueueCooldown the excess is refused at
-		// once, with room in the queue.
-		time.Sleep(999 * time.Millisecond)
-		t0 = time.Now()
-		if _, err := sh.Acquire(ctx); !errorsAs(err, &shed) || time.Since(t0) != 0 {
-			t.Fatalf("after a wait in vain: err=%v after %v, want an immediate refusal", err, time.Since(t0))
-		}
-		// After it, the queue is open again.
-		time.Sleep(time.Millisecond)
-		t0 = time.Now()
-		if _, err := sh.Acquire(ctx); !errorsAs(err, &shed) || time.Since(t0) != 10*time.Millisecond {
-			t.Fatalf("after the cooldown: err=%v after %v, want a refusal after QueueWait", err, time.Since(t0))
-		}
 		p.Release()
+	})
+}
+
+// A request joins the queue only if a slot is expected well within
+// QueueWait (half of it): with a slot freed every 4 ms and 20 ms to wait, the
+// first two places (4 and 8 ms) are worth it, the third (12 ms) is not, and
+// is refused at once.
+func TestShedderQueuesOnlyWhenASlotIsExpectedInTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1,
+			QueueSize: 16, QueueWait: 20 * time.Millisecond}, nil)
+		ctx := context.Background()
+		for range 100 { // a request finishing every 4 ms
+			p, err := sh.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(4 * time.Millisecond)
+			p.Release()
+		}
+		p, _ := sh.Acquire(ctx)
+		results := make(chan error, 2)
+		for range 2 {
+			go func() {
+				q, err := sh.Acquire(ctx)
+				if err == nil {
+					time.Sleep(4 * time.Millisecond)
+					q.Release()
+				}
+				results <- err
+			}()
+		}
+		synctest.Wait() // both are queued
+		t0 := time.Now()
+		_, err := sh.Acquire(ctx)
+		var shed *resilience.ShedError
+		if !errorsAs(err, &shed) || time.Since(t0) != 0 {
+			t.Fatalf("third place, 12 ms expected: err=%v after %v, want an immediate refusal", err, time.Since(t0))
+		}
+		time.Sleep(4 * time.Millisecond)
+		p.Release()
+		for range 2 {
+			if err := <-results; err != nil {
+				t.Fatalf("a queued request expected in time was refused: %v", err)
+			}
+		}
 	})
 }
