@@ -122,3 +122,26 @@ func TestShoppersRetryLikePeople(t *testing.T) {
 }
 
 func newServer(h http.HandlerFunc) *httptest.Server { return httptest.NewServer(h) }
+
+// A right answer after LateAfter is late: not goodput, not retried (the
+// shopper got an answer), and the order it placed is still acknowledged.
+func TestALateAnswerIsNotGoodput(t *testing.T) {
+	var calls atomic.Int64
+	srv := newServer(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		time.Sleep(LateAfter + 100*time.Millisecond)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"order-1"}`))
+	})
+	defer srv.Close()
+	shop := &Shop{Targets: Targets{Order: srv.URL}, Client: NewClient(), Timeout: 3 * time.Second, Retries: 2, Products: 500,
+		Shoppers: []*Shopper{{ID: 1, Token: "t", IP: "10.0.0.1"}}}
+	var got []Result
+	shop.Send(context.Background(), scenario.OrderHot, time.Now(), 0, func(r Result) { got = append(got, r) })
+	if len(got) != 1 || got[0].Class != Late || got[0].Class.Good() || calls.Load() != 1 {
+		t.Fatalf("attempts %+v after %d calls; want one late answer, not retried", got, calls.Load())
+	}
+	if len(shop.Acknowledged()) != 1 {
+		t.Fatal("a late 201 still placed the order: the invariants must look for it")
+	}
+}

@@ -18,6 +18,7 @@ type Class string
 const (
 	OK          Class = "ok"           // 2xx
 	SoldOut     Class = "sold_out"     // 409 sold_out
+	Late        Class = "late"         // a 2xx or sold_out that came after LateAfter
 	Limited     Class = "limited"      // 429
 	Shed        Class = "shed"         // 503 overloaded: refused at the door
 	Unavailable Class = "unavailable"  // other 503: pool timeout, breaker open, a dependency down
@@ -28,7 +29,14 @@ const (
 )
 
 // Classes lists every class in a fixed order (tables and charts use it).
-var Classes = []Class{OK, SoldOut, Limited, Shed, Unavailable, ServerError, ClientError, Timeout, Refused}
+var Classes = []Class{OK, SoldOut, Late, Limited, Shed, Unavailable, ServerError, ClientError, Timeout, Refused}
+
+// LateAfter is how long a shopper waits for a page before giving up on it:
+// a right answer after that is not good service, and does not count as
+// goodput (goodput is the work done within the objective, not all the work
+// done). One second is the limit for a user's flow of thought not to break
+// (Nielsen), and the same second that makes a refusal "fast" for OrderAPIDown.
+const LateAfter = time.Second
 
 // Good reports whether c is a served answer.
 func (c Class) Good() bool { return c == OK || c == SoldOut }

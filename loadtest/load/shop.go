@@ -91,7 +91,7 @@ func (s *Shop) Send(ctx context.Context, k scenario.Kind, start time.Time, due t
 		res, retryAfter := s.attempt(ctx, build, k, who, order, start, due)
 		res.Retry = attempt > 0
 		record(res)
-		if res.Class.Good() || res.Class == ClientError || attempt == s.Retries || ctx.Err() != nil {
+		if res.Class.Good() || res.Class == Late || res.Class == ClientError || attempt == s.Retries || ctx.Err() != nil {
 			return
 		}
 		if res.Class != Limited && res.Class != Shed && res.Class != Unavailable {
@@ -137,6 +137,9 @@ func (s *Shop) attempt(ctx context.Context, build func(context.Context) *http.Re
 		res.Class = classifyError(err)
 	}
 	res.Latency = time.Since(start.Add(due))
+	if res.Class.Good() && res.Latency > LateAfter {
+		res.Class = Late // answered, and right, but the shopper had given up
+	}
 	return res, retryAfter
 }
 

@@ -40,10 +40,11 @@ var (
 	brown  = color.RGBA{R: 140, G: 86, B: 75, A: 255}
 	pink   = color.RGBA{R: 227, G: 119, B: 194, A: 255}
 	olive  = color.RGBA{R: 188, G: 189, B: 34, A: 255}
+	cyan   = color.RGBA{R: 23, G: 190, B: 207, A: 255}
 )
 
 var classColor = map[load.Class]color.Color{
-	load.Limited: olive, load.Shed: orange, load.Unavailable: purple, load.ServerError: red,
+	load.Late: cyan, load.Limited: olive, load.Shed: orange, load.Unavailable: purple, load.ServerError: red,
 	load.ClientError: pink, load.Timeout: brown, load.Refused: grey,
 }
 
