@@ -20,7 +20,7 @@ import (
 // chart is one kind of chart; every profile gets one of each, on the same axes.
 type chart struct {
 	title, unit string
-	log         bool // a logarithmic y axis: latencies span 0.1 ms to seconds
+	log         bool // a logarithmic y axis: latencies span 0.1 ms to seconds, pool waits 0 to thousands
 	series      []series
 }
 
@@ -68,7 +68,7 @@ func charts() []chart {
 			{"p99 wait for a CPU, order service (≤)", orange, func(p Point) float64 { return p.SchedP99Order }},
 		}},
 		errs,
-		{title: "Order service: DB pool", unit: "connections · waits/s", series: []series{
+		{title: "Order service: DB pool", unit: "connections · waits/s (log)", log: true, series: []series{
 			{"in use", blue, func(p Point) float64 { return p.DBInUse }},
 			{"waits/s", red, func(p Point) float64 { return p.DBWaits }},
 		}},
