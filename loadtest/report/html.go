@@ -116,23 +116,18 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 		p.Add(fw)
 	}
 	for _, ser := range c.series {
-		var xys plotter.XYs
-		for _, pt := range pts {
-			if v := ser.value(pt); !math.IsNaN(v) && v >= 0 {
-				xys = append(xys, plotter.XY{X: float64(pt.T) + 0.5, Y: math.Max(floor, math.Min(v, ymax))})
+		for i, seg := range segments(pts, ser.value, floor, ymax) {
+			l, err := plotter.NewLine(seg)
+			if err != nil {
+				return "", err
+			}
+			l.Color = ser.color
+			l.Width = vg.Points(1.5)
+			p.Add(l)
+			if i == 0 {
+				p.Legend.Add(ser.name, l)
 			}
 		}
-		if len(xys) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(xys)
-		if err != nil {
-			return "", err
-		}
-		l.Color = ser.color
-		l.Width = vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(ser.name, l)
 	}
 	canvas := vgsvg.New(5*vg.Inch, 2.6*vg.Inch)
 	p.Draw(draw.New(canvas))
@@ -244,3 +239,25 @@ the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded
 <script type="application/json" id="summary">{{.JSON}}</script>
 </body></html>
 `))
+
+// segments are the points of one series, clamped to [floor, ymax] and split
+// where a second has no value (NaN or negative: no scrape, the process was
+// down), so that the line has a gap there instead of a straight line across.
+func segments(pts []Point, value func(Point) float64, floor, ymax float64) []plotter.XYs {
+	var segs []plotter.XYs
+	var xys plotter.XYs
+	for _, pt := range pts {
+		v := value(pt)
+		if math.IsNaN(v) || v < 0 {
+			if len(xys) > 0 {
+				segs, xys = append(segs, xys), nil
+			}
+			continue
+		}
+		xys = append(xys, plotter.XY{X: float64(pt.T) + 0.5, Y: math.Max(floor, math.Min(v, ymax))})
+	}
+	if len(xys) > 0 {
+		segs = append(segs, xys)
+	}
+	return segs
+}

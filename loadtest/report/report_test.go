@@ -148,3 +148,24 @@ func read(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// A second with no value is a gap in the line, not a straight line across.
+func TestSegmentsBreakAtMissingSeconds(t *testing.T) {
+	var pts []Point
+	for i, v := range []float64{1, math.NaN(), 2, 30, -1, -1, 0.01} {
+		pts = append(pts, Point{T: i, DBInUse: v})
+	}
+	segs := segments(pts, func(p Point) float64 { return p.DBInUse }, 0.1, 20)
+	got := [][]float64{}
+	for _, s := range segs {
+		var ys []float64
+		for _, xy := range s {
+			ys = append(ys, xy.Y)
+		}
+		got = append(got, ys)
+	}
+	want := [][]float64{{1}, {2, 20}, {0.1}} // clamped to the axis
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("segments %v, want %v", got, want)
+	}
+}
