@@ -111,7 +111,7 @@ func (r *Recorder) Add(res Result) {
 		if res.Class.Good() {
 			s.ordersOK++
 		}
-		if res.Class.Good() || res.Class.Refusal() && res.Latency <= time.Second {
+		if res.Class.Good() || res.Class.Refusal() && res.Latency <= LateAfter {
 			s.ordersUp++
 		}
 	}
@@ -176,9 +176,9 @@ func (t Totals) OrderHealth() float64 {
 }
 
 // OrderAPIDown reports whether the order API was down: fewer than half of
-// its requests got a good answer or a fast refusal. A service that refuses
-// what it cannot serve, quickly and honestly, is up; one that hangs, times
-// out or is not there is down.
+// its requests got a good answer or a fast refusal (within LateAfter). A
+// service that refuses what it cannot serve, quickly and honestly, is up;
+// one that hangs, times out or is not there is down.
 func (t Totals) OrderAPIDown() bool {
 	return t.Orders > 0 && float64(t.OrdersUp) < 0.5*float64(t.Orders)
 }

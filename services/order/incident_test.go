@@ -57,13 +57,13 @@ func TestBurstWithSlowUserService(t *testing.T) {
 				})
 			}
 
-			waitUntil(t, "the burst reaches the user service", func() bool { return d.userHeld.Load() > 0 })
+			waitUntil(t, "the burst reaches the user service", 10*time.Second, func() bool { return d.userHeld.Load() > 0 })
 			if tc.poolRunsDry {
 				// Every connection of the pool is in a transaction that cannot
 				// end: one waits on the user service, the others on its row
 				// lock. (Connections merely in use could be a short idempotency
 				// claim about to hand its connection over.)
-				waitUntil(t, "the burst holds the whole pool", func() bool {
+				waitUntil(t, "the burst holds the whole pool", 10*time.Second, func() bool {
 					return query(t, in, `SELECT count(*) FROM pg_stat_activity
 						WHERE datname = current_database() AND pid <> pg_backend_pid()
 						AND (state = 'idle in transaction' OR wait_event_type = 'Lock')`) == pool
@@ -84,13 +84,14 @@ func TestBurstWithSlowUserService(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond for at most ten seconds; it is how a test waits for a
-// state it has caused, instead of sleeping and hoping.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitUntil polls cond, every 50 ms (a poll may open a database
+// connection), for at most within; it is how a test waits for a state it has
+// caused, instead of sleeping and hoping.
+func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited ten seconds for %s", what)
+			t.Fatalf("waited %v for %s", within, what)
 		}
 	}
 }
@@ -126,13 +127,9 @@ func TestOutboxDeliversEveryEventAfterNATSReturns(t *testing.T) {
 			t.Fatalf("order %s has %d events, want exactly 1", id, perOrder[id])
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for query(t, in, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the outbox was not marked sent")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, "the outbox to be marked sent", 5*time.Second, func() bool {
+		return query(t, in, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0
+	})
 }
 
 // Postgres goes away: an order read before is still served to its owner,
