@@ -127,6 +127,16 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 			if i == 0 {
 				p.Legend.Add(ser.name, l)
 			}
+			if len(seg) == 1 { // a lone second between two gaps: a line of one point draws nothing
+				dot, err := plotter.NewScatter(seg)
+				if err != nil {
+					return "", err
+				}
+				dot.Color = ser.color
+				dot.Shape = draw.CircleGlyph{}
+				dot.Radius = vg.Points(2)
+				p.Add(dot)
+			}
 		}
 	}
 	canvas := vgsvg.New(5*vg.Inch, 2.6*vg.Inch)

@@ -169,3 +169,30 @@ func TestSegmentsBreakAtMissingSeconds(t *testing.T) {
 		t.Fatalf("segments %v, want %v", got, want)
 	}
 }
+
+// A second between two gaps (the process was up for one scrape) shows as a
+// dot: a line through one point draws nothing.
+func TestALoneSecondIsADot(t *testing.T) {
+	s := sample()
+	c := chart{title: "pool", unit: "connections", series: []series{{"in use", blue, func(p Point) float64 { return p.DBInUse }}}}
+	nan := math.NaN()
+	draw := func(vs ...float64) string {
+		var pts []Point
+		for i, v := range vs {
+			pts = append(pts, Point{T: i, DBInUse: v})
+		}
+		out, err := svg(s, c, pts, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	arc := regexp.MustCompile(`[\d.]A[\d.]+,[\d.]+ 0 1 1 `) // a circle is drawn as two arcs
+	arcs := func(svg string) int { return len(arc.FindAllStringIndex(svg, -1)) }
+	if lone, none := arcs(draw(nan, 5, nan, nan)), arcs(draw(nan, nan, nan, nan)); lone <= none {
+		t.Fatalf("a lone second adds %d arcs to the chart, want a dot", lone-none)
+	}
+	if two, none := arcs(draw(nan, 5, 6, nan)), arcs(draw(nan, nan, nan, nan)); two != none {
+		t.Fatalf("two seconds in a row are a line, not dots (%d arcs more)", two-none)
+	}
+}
