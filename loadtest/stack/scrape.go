@@ -34,7 +34,7 @@ var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: tr
 // Scrape reads the metrics of the admin listener at admin within timeout.
 func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 	nan := math.NaN()
-	s := Sample{nan, nan, nan, nan, nan, nan, nil, nil}
+	s := Sample{Goroutines: nan, DBOpen: nan, DBInUse: nan, DBWaits: nan, BreakersOpen: nan, InFlight: nan} // what a failed scrape knows
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -86,5 +87,29 @@ func TestScrapeReadsRefusals(t *testing.T) {
 	}
 	if s.Sched == nil || len(s.Sched.Bounds) < 5 || s.Sched.Total() == 0 {
 		t.Errorf("the scheduler's latency histogram was not read: %+v", s.Sched)
+	}
+}
+
+// A failed scrape (the process is down) knows nothing: every number is NaN,
+// which the report draws as a gap, never a zero that looks like a reading.
+// Checked field by field, so that a field added later cannot default to 0.
+func TestAFailedScrapeKnowsNothing(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // nobody listens at its address any more
+	s := reflect.ValueOf(Scrape(context.Background(), srv.URL, time.Second))
+	for i := range s.NumField() {
+		f, name := s.Field(i), s.Type().Field(i).Name
+		switch f.Kind() {
+		case reflect.Float64:
+			if !math.IsNaN(f.Float()) {
+				t.Errorf("%s = %v, want NaN", name, f.Float())
+			}
+		case reflect.Pointer:
+			if !f.IsNil() {
+				t.Errorf("%s is set", name)
+			}
+		default:
+			t.Errorf("%s: a %s; say here what a failed scrape leaves in it", name, f.Kind())
+		}
 	}
 }
