@@ -102,18 +102,24 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 
-	// The judged window, shaded.
-	win, _ := plotter.NewPolygon(plotter.XYs{{X: float64(s.Window[0]), Y: floor}, {X: float64(s.Window[1]), Y: floor},
-		{X: float64(s.Window[1]), Y: ymax}, {X: float64(s.Window[0]), Y: ymax}})
-	win.Color = color.RGBA{R: 255, G: 210, B: 0, A: 90}
-	win.Width = 0
-	p.Add(win)
+	// The judged window shaded yellow, the faults red.
+	band := func(from, to int, c color.Color) error {
+		b, err := plotter.NewPolygon(plotter.XYs{{X: float64(from), Y: floor}, {X: float64(to), Y: floor},
+			{X: float64(to), Y: ymax}, {X: float64(from), Y: ymax}})
+		if err != nil {
+			return err
+		}
+		b.Color, b.Width = c, 0
+		p.Add(b)
+		return nil
+	}
+	if err := band(s.Window[0], s.Window[1], color.RGBA{R: 255, G: 210, B: 0, A: 90}); err != nil {
+		return "", err
+	}
 	for _, f := range s.Faults {
-		fw, _ := plotter.NewPolygon(plotter.XYs{{X: float64(f.From), Y: floor}, {X: float64(f.To), Y: floor},
-			{X: float64(f.To), Y: ymax}, {X: float64(f.From), Y: ymax}})
-		fw.Color = color.RGBA{R: 214, G: 39, B: 40, A: 50}
-		fw.Width = 0
-		p.Add(fw)
+		if err := band(f.From, f.To, color.RGBA{R: 214, G: 39, B: 40, A: 50}); err != nil {
+			return "", err
+		}
 	}
 	for _, ser := range c.series {
 		for i, seg := range segments(pts, ser.value, floor, ymax) {
@@ -159,14 +165,15 @@ func duration(s *Summary) int {
 	return s.Phases[len(s.Phases)-1].To
 }
 
-// ymax is the top of a chart's y axis: the largest value of any profile, a
-// little headroom, at least 1.
+// ymax is the top of a chart's y axis: the largest finite value of any
+// profile, a little headroom, at least 1. An infinite value (a refusal slower
+// than a histogram's last bucket: "more than 30 s") is drawn at the top.
 func ymax(s *Summary, c chart) float64 {
 	m := 1.0
 	for _, pr := range s.Profiles {
 		for _, pt := range pr.Timeline {
 			for _, ser := range c.series {
-				if v := ser.value(pt); !math.IsNaN(v) && v > m {
+				if v := ser.value(pt); !math.IsNaN(v) && !math.IsInf(v, 0) && v > m {
 					m = v
 				}
 			}

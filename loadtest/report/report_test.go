@@ -17,7 +17,7 @@ import (
 )
 
 // sample is a small replay's summary: two profiles, a spike, a restart, a
-// second with no scrape (NaN).
+// second with no scrape (NaN), a refusal slower than the last bucket (+Inf).
 func sample() *Summary {
 	s := &Summary{Scenario: "promo", Description: "test <b>escaped</b>", Started: time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC),
 		Machine: "linux/amd64, 2 CPUs", Capacity: 250, Window: [2]int{2, 5},
@@ -35,6 +35,9 @@ func sample() *Summary {
 				RefusedP99Service: 0.5}
 			if t == 3 {
 				pt.DBInUse, pt.Goroutines, pt.RefusedP99Service = math.NaN(), math.NaN(), math.NaN() // the process was down
+			}
+			if t == 5 && i == 0 {
+				pt.RefusedP99Service = math.Inf(1) // a refusal slower than the histogram's last bucket
 			}
 			p.Timeline = append(p.Timeline, pt)
 		}
