@@ -25,8 +25,9 @@ import (
 //     burst (a request arriving a microsecond before a slot frees is not
 //     refused), and is too short to hide an overload. A request joins the
 //     queue only if a slot is expected well within QueueWait — at the k-th
-//     place, k × the recent time between two freed slots, at most half of
-//     QueueWait (the other half is margin for the spread of service times).
+//     place, the time left until the next slot frees plus k-1 gaps between
+//     freed slots (see expectedWait), at most half of QueueWait (the other
+//     half is margin for the spread of service times).
 //     The rest is refused at once: a request that waits and is refused anyway
 //     has been kept waiting for nothing. (failsafe-go's adaptive limiter
 //     predicts its rejections too.) In the promo replay, without the
@@ -93,7 +94,9 @@ type Shedder struct {
 	queue     []*waiter
 	lastDrop  time.Time
 	lastFreed time.Time
-	gap       time.Duration // moving average of the time between two freed slots, at most QueueWait
+	// Moving averages of the time between two freed slots (capped at twice
+	// QueueWait) and of its square, in seconds: how soon the queue moves.
+	gap, gap2 float64
 }
 
 type waiter struct {
@@ -153,7 +156,7 @@ func (sh *Shedder) Acquire(ctx context.Context) (*Permit, error) {
 		sh.obs.reject("shed", "queue_full")
 		return nil, &ShedError{Reason: "queue full"}
 	}
-	if time.Duration(len(sh.queue)+1)*sh.gap > sh.s.QueueWait/2 {
+	if sh.expectedWait(len(sh.queue)+1) > sh.s.QueueWait/2 {
 		sh.mu.Unlock()
 		sh.obs.reject("shed", "no_slot_in_time")
 		return nil, &ShedError{Reason: "no slot expected in time"}
@@ -205,8 +208,11 @@ func (p *Permit) Release() {
 	}
 	if sh.inflight < int(sh.limit) { // a slot is free: how soon the queue moves
 		if !sh.lastFreed.IsZero() {
-			// Capped: a lull says nothing about how soon a slot frees under load.
-			sh.gap += (min(now.Sub(sh.lastFreed), sh.s.QueueWait) - sh.gap) / 16
+			// Capped: a lull says nothing about how soon a slot frees under
+			// load, beyond "later than the queue waits".
+			g := min(now.Sub(sh.lastFreed), 2*sh.s.QueueWait).Seconds()
+			sh.gap += (g - sh.gap) / 16
+			sh.gap2 += (g*g - sh.gap2) / 16
 		}
 		sh.lastFreed = now
 	}
@@ -218,6 +224,22 @@ func (p *Permit) Release() {
 		close(w.ready)
 	}
 	sh.report()
+}
+
+// expectedWait is how long a request at the k-th place of the queue can
+// expect to wait for a slot: the time until the next slot frees, then a gap
+// for each place ahead of it. The first is not half a gap, nor a whole one:
+// a request arrives at a random moment, and a random moment more likely
+// falls in a long gap than in a short one (the inspection paradox), so the
+// mean time left is E[gap²] / 2E[gap]. For evenly spaced slots that is half
+// a gap; for slots that free in bursts — four workers finishing together,
+// then nothing for 10 ms — it is most of the lull.
+func (sh *Shedder) expectedWait(k int) time.Duration {
+	if sh.gap <= 0 {
+		return 0 // nothing measured yet: try the queue
+	}
+	wait := sh.gap2/(2*sh.gap) + float64(k-1)*sh.gap
+	return time.Duration(wait * float64(time.Second))
 }
 
 func (sh *Shedder) report() {
