@@ -42,7 +42,7 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 	$(GO) run ./pkg/cmd/createdb $(foreach s,$(SERVICES),$(PG)/stampede_$(s))
 	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
 
-replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 4 min; REPLAY_FLAGS=-help)
+replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 5 min; REPLAY_FLAGS=-help)
 	$(GO) run ./loadtest/cmd/replay $(REPLAY_FLAGS)
 
 lint: ## golangci-lint at a pinned version (config: .golangci.yml)

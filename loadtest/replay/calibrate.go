@@ -33,7 +33,7 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 	mix := o.Scenario.Mix
 	step := func(rate float64) (bool, error) {
 		rec := &load.Recorder{}
-		gen := &load.Generator{MaxInFlight: 8000}
+		gen := &load.Generator{MaxInFlight: inFlightBound()}
 		start := time.Now()
 		gen.Run(ctx, start, 5*time.Second, func(time.Duration) float64 { return rate },
 			func(ctx context.Context, due time.Duration) { shop.Send(ctx, load.Pick(mix), start, due, rec.Add) })

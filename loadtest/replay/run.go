@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/stampede-shop/stampede/loadtest/load"
@@ -106,6 +107,27 @@ func Run(ctx context.Context, o Options) (*report.Summary, error) {
 
 func secs(d time.Duration) int { return int(d / time.Second) }
 
+// inFlightBound is how many requests the generator lets wait for an answer at
+// once. It must hold a naive spike — three times capacity, every request
+// waiting out the shoppers' patience, plus retries: 10,000 and more on a
+// 2-core machine. Under a lower bound the generator stops sending when the
+// bound is reached and sends again only as answers come back, so the load
+// follows the shop (a closed loop, the thing an open model must not be), and
+// the starved pool has fewer waiters: the naive shop's liveness probe then
+// won a connection often enough that a restarted process, usually killed
+// 9–14 s into the spike, once lasted 28 s, and the kills no longer fell
+// where the scenario's timing expects them. Every
+// request holds a socket here and one in the service, so the bound stays
+// under the open-file limit, which Go raises to the hard limit at start.
+func inFlightBound() int64 {
+	const want = 15_000
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < want+2_000 {
+		return max(int64(lim.Cur)-2_000, 1_000) // #nosec G115 -- a file limit fits in an int64
+	}
+	return want
+}
+
 // prepare starts a fresh shop for profile p (or switches the target's fixes
 // to p's) and registers the shoppers.
 func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event)) (stack.Shop, *load.Shop, error) {
@@ -159,7 +181,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	defer st.Close()
 
 	rec := &load.Recorder{}
-	gen := &load.Generator{MaxInFlight: 8000}
+	gen := &load.Generator{MaxInFlight: inFlightBound()}
 	start := time.Now()
 	for _, f := range sc.Faults {
 		f := f
