@@ -241,9 +241,10 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
 	}
 }
 
-// timed is what the services timed in one second: their refusals (all
-// services together) and the order service's goroutines' waits for a CPU.
-type timed struct{ refused, sched stack.Histogram }
+// timed is what was timed in one second: the services' refusals (all
+// services together), and the waits for a CPU of the order service's
+// goroutines and of the replay's own (the shoppers).
+type timed struct{ refused, sched, schedShoppers stack.Histogram }
 
 // sample scrapes the services every second while the run goes on and prints
 // the live progress line; the function it returns stops it and returns the
@@ -272,12 +273,13 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 				into.sched = sm.Sched.Since(was.sched)
 			}
 		}
-		last[svc] = timed{*sm.Refused, *sm.Sched}
+		last[svc] = timed{refused: *sm.Refused, sched: *sm.Sched}
 		return sm
 	}
 	for _, svc := range stack.Services {
 		scrape(svc, time.Second, nil)
 	}
+	own := stack.OwnSched()
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second)
@@ -289,6 +291,8 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			case <-tick.C:
 			}
 			var second timed
+			now := stack.OwnSched()
+			second.schedShoppers, own = now.Since(own), now
 			order := scrape("order", 800*time.Millisecond, &second)
 			breakers := order.BreakersOpen
 			for _, svc := range []string{"user", "search"} {
@@ -336,6 +340,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 				prevWaits = sm.DBWaits
 				pt.Restarts, pt.Down, pt.InFlight = restarts[i], down[i], inflight[i]
 				pt.RefusedP99Service, pt.SchedP99Order = p99Millis(seconds[i].refused), p99Millis(seconds[i].sched)
+				pt.SchedP99Shoppers = p99Millis(seconds[i].schedShoppers)
 			}
 			pts = append(pts, pt)
 		})
@@ -383,9 +388,11 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 	for i := secs(from); i < secs(to) && i < len(seconds); i++ {
 		inWindow.refused = inWindow.refused.Add(seconds[i].refused)
 		inWindow.sched = inWindow.sched.Add(seconds[i].sched)
+		inWindow.schedShoppers = inWindow.schedShoppers.Add(seconds[i].schedShoppers)
 	}
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
-		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)), ErrorRate: map[string]float64{}, RecoveryS: -1,
+		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)),
+		P99SchedShoppers: nz(p99Millis(inWindow.schedShoppers)), ErrorRate: map[string]float64{}, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
 	h.GoodputPct = 100 * h.GoodputRPS / capacity

@@ -66,6 +66,7 @@ func charts() []chart {
 			{"p99 good", red, func(p Point) float64 { return p.P99 }},
 			{"p99 refusals, in the services (≤)", grey, func(p Point) float64 { return p.RefusedP99Service }},
 			{"p99 wait for a CPU, order service (≤)", orange, func(p Point) float64 { return p.SchedP99Order }},
+			{"p99 wait for a CPU, shoppers (≤)", purple, func(p Point) float64 { return p.SchedP99Shoppers }},
 		}},
 		errs,
 		{title: "Order service: DB pool", unit: "connections · waits/s (log)", log: true, series: []series{

@@ -80,17 +80,21 @@ type Headline struct {
 	// P99SchedOrder is how long the order service's goroutines waited,
 	// runnable, for a CPU (p99, an upper bound from the Go runtime's coarse
 	// buckets): time inside the service that no handler's timer sees.
-	P99SchedOrder float64            `json:"p99_sched_order_ms"`
-	ErrorRate     map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
-	Stale         int                `json:"stale_served"`   // answers served from a fallback copy, whole run
-	OutageS       int                `json:"outage_s"`       // seconds the order API answered < 50 % well
-	RecoveryS     float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
-	Restarts      int                `json:"restarts"`
-	Oversold      int                `json:"oversold_units"`
-	Missing       int                `json:"missing_orders"`
-	EventsLost    int                `json:"events_lost"`
-	EventsTwice   int                `json:"events_applied_twice"`
-	OrdersPlaced  int                `json:"orders_placed"`
+	P99SchedOrder float64 `json:"p99_sched_order_ms"`
+	// P99SchedShoppers is the same for the replay's own goroutines (the
+	// shoppers and the in-process Toxiproxy): part of what the shoppers'
+	// clock counts and the services' does not.
+	P99SchedShoppers float64            `json:"p99_sched_shoppers_ms"`
+	ErrorRate        map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
+	Stale            int                `json:"stale_served"`   // answers served from a fallback copy, whole run
+	OutageS          int                `json:"outage_s"`       // seconds the order API answered < 50 % well
+	RecoveryS        float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
+	Restarts         int                `json:"restarts"`
+	Oversold         int                `json:"oversold_units"`
+	Missing          int                `json:"missing_orders"`
+	EventsLost       int                `json:"events_lost"`
+	EventsTwice      int                `json:"events_applied_twice"`
+	OrdersPlaced     int                `json:"orders_placed"`
 }
 
 // Verdict is one expectation of the profile, and whether it held.
@@ -117,7 +121,8 @@ type Point struct {
 	// RefusedP99Service is the p99 of the 429/503 refusals the services
 	// timed this second (NaN: none).
 	RefusedP99Service float64  `json:"refused_p99_service_ms"`
-	SchedP99Order     float64  `json:"sched_p99_order_ms"` // p99 wait for a CPU, order service's goroutines
+	SchedP99Order     float64  `json:"sched_p99_order_ms"`    // p99 wait for a CPU, order service's goroutines
+	SchedP99Shoppers  float64  `json:"sched_p99_shoppers_ms"` // the same, the replay's own goroutines
 	InFlight          int64    `json:"generator_in_flight"`
 	Restarts          int      `json:"restarts"` // so far, all services
 	Down              []string `json:"down,omitempty"`
@@ -154,13 +159,13 @@ func sanitize(s *Summary) *Summary {
 		p.Timeline = append([]Point(nil), p.Timeline...)
 		for j := range p.Timeline {
 			pt := &p.Timeline[j]
-			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.RefusedP99Service, &pt.SchedP99Order} {
+			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.RefusedP99Service, &pt.SchedP99Order, &pt.SchedP99Shoppers} {
 				if math.IsNaN(*f) || math.IsInf(*f, 0) {
 					*f = -1
 				}
 			}
 		}
-		for _, f := range []*float64{&p.Headline.P99RefusalService, &p.Headline.P99SchedOrder} {
+		for _, f := range []*float64{&p.Headline.P99RefusalService, &p.Headline.P99SchedOrder, &p.Headline.P99SchedShoppers} {
 			if math.IsInf(*f, 1) {
 				*f = -1 // beyond the last bucket
 			}
