@@ -108,17 +108,17 @@ func Run(ctx context.Context, o Options) (*report.Summary, error) {
 func secs(d time.Duration) int { return int(d / time.Second) }
 
 // inFlightBound is how many requests the generator lets wait for an answer at
-// once. It must hold a naive spike — three times capacity, every request
-// waiting out the shoppers' patience, plus retries: 10,000 and more on a
+// once. It must hold a naive spike: three times capacity, every request
+// waiting out the shoppers' patience, plus retries — 10,000 and more on a
 // 2-core machine. Under a lower bound the generator stops sending when the
 // bound is reached and sends again only as answers come back, so the load
-// follows the shop (a closed loop, the thing an open model must not be), and
-// the starved pool has fewer waiters: the naive shop's liveness probe then
-// won a connection often enough that a restarted process, usually killed
-// 9–14 s into the spike, once lasted 28 s, and the kills no longer fell
-// where the scenario's timing expects them. Every
-// request holds a socket here and one in the service, so the bound stays
-// under the open-file limit, which Go raises to the hard limit at start.
+// follows the shop (a closed loop, what an open model must not be), and the
+// starved pool has fewer waiters. With 8,000 the naive shop's liveness probe
+// then won a connection often enough that a restarted process, usually
+// killed 9–14 s after it started, once lasted 28 s, and the kills no longer
+// fell where the scenario's timing expects them. Every request holds a
+// socket here and one in the service, so the bound stays under the
+// open-file limit, which Go raises to the hard limit at start.
 func inFlightBound() int64 {
 	const want = 15_000
 	var lim syscall.Rlimit
