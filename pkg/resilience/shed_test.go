@@ -123,9 +123,10 @@ func TestShedderQueueIsShortAndBounded(t *testing.T) {
 }
 
 // A request joins the queue only if a slot is expected well within
-// QueueWait (half of it): with a slot freed every 4 ms and 20 ms to wait, the
-// first two places (4 and 8 ms) are worth it, the third (12 ms) is not, and
-// is refused at once.
+// QueueWait (half of it): with a slot freed every 4 ms and 18 ms to wait
+// (9 ms expected at most), the first two places (2 and 6 ms expected: half a
+// gap until the next slot, then a gap per place ahead) are worth it, the
+// third (10 ms) is not, and is refused at once.
 func TestShedderQueuesOnlyWhenASlotIsExpectedInTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1,
