@@ -143,7 +143,8 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 			return nil, nil, err
 		}
 		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Products: o.Products,
-			LogDir: logs, OnEvent: onEvent, Probe: o.Probe})
+			LogDir: logs, OnEvent: onEvent, Probe: o.Probe,
+			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown), ProxyUsers: o.Scenario.Injects(scenario.SlowUsers)})
 		if err != nil {
 			return nil, nil, err
 		}

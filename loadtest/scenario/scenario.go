@@ -61,6 +61,11 @@ const (
 	SlowUsers FaultKind = "slow_users"
 )
 
+// Injects says whether the scenario injects a fault of kind k.
+func (s *Scenario) Injects(k FaultKind) bool {
+	return slices.ContainsFunc(s.Faults, func(f Fault) bool { return f.Kind == k })
+}
+
 // Fault is injected At into the run, For a while.
 type Fault struct {
 	Kind    FaultKind `json:"kind"`

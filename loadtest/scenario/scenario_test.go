@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,24 @@ func TestScaledKeepsTheShape(t *testing.T) {
 	}
 	if s.Phases[0].Duration.Duration != 15*time.Second {
 		t.Fatal("Scaled changed the original")
+	}
+}
+
+// The replay puts Toxiproxy only in the paths a scenario cuts or slows.
+func TestInjectsNamesTheScenariosFaults(t *testing.T) {
+	for name, want := range map[string][]FaultKind{
+		"promo":           nil,
+		"db-outage":       {PostgresDown},
+		"slow-dependency": {SlowUsers},
+	} {
+		s, err := Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []FaultKind{PostgresDown, SlowUsers} {
+			if got := s.Injects(k); got != slices.Contains(want, k) {
+				t.Errorf("%s: Injects(%s) = %v, want %v", name, k, got, !got)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -64,8 +65,8 @@ type Native struct {
 	api       map[string]string
 	admin     map[string]string
 	databases map[string]string // service → database URL (direct, not through the proxy)
-	postgres  *toxiproxy.Proxy  // every service reaches Postgres through this
-	users     *toxiproxy.Proxy  // the order service reaches the user service through this
+	postgres  *toxiproxy.Proxy  // with ProxyPostgres, every service reaches Postgres through this
+	users     *toxiproxy.Proxy  // with ProxyUsers, the order service reaches the user service through this
 }
 
 // Options shape a native stack.
@@ -77,6 +78,15 @@ type Options struct {
 	Probe    Probe
 	// Env adds or overrides variables of every service.
 	Env map[string]string
+	// ProxyPostgres puts Toxiproxy between the services and Postgres, so
+	// that PostgresDown can cut it; ProxyUsers puts it between the order
+	// service and the user service, for SlowUsers. Only a run that injects
+	// the fault should ask: a proxy is not free. It copies every byte
+	// through goroutines and channels in the replay's process, and in the
+	// promo spike the Postgres proxy took 40 % of that process's CPU — on a
+	// machine whose CPUs the shop needs all of — and two more thread
+	// wake-ups per query, each of them a wait for a CPU.
+	ProxyPostgres, ProxyUsers bool
 }
 
 // AdminToken is the admin token the replay's stacks use.
@@ -98,9 +108,13 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	if err != nil {
 		return nil, err
 	}
-	s.postgres = toxiproxy.NewProxy(tp, "postgres", "127.0.0.1:0", pg)
-	if err := s.postgres.Start(); err != nil {
-		return nil, fmt.Errorf("toxiproxy for postgres: %w", err)
+	pgVia := pg // where the services find Postgres
+	if o.ProxyPostgres {
+		s.postgres = toxiproxy.NewProxy(tp, "postgres", "127.0.0.1:0", pg)
+		if err := s.postgres.Start(); err != nil {
+			return nil, fmt.Errorf("toxiproxy for postgres: %w", err)
+		}
+		pgVia = s.postgres.Listen
 	}
 
 	ports := map[string][2]string{}
@@ -109,19 +123,23 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 		s.api[svc] = "http://" + ports[svc][0]
 		s.admin[svc] = "http://" + ports[svc][1]
 	}
-	s.users = toxiproxy.NewProxy(tp, "users", "127.0.0.1:0", ports["user"][0])
-	if err := s.users.Start(); err != nil {
-		return nil, fmt.Errorf("toxiproxy for the user service: %w", err)
+	usersVia := s.api["user"] // where the order service finds the user service
+	if o.ProxyUsers {
+		s.users = toxiproxy.NewProxy(tp, "users", "127.0.0.1:0", ports["user"][0])
+		if err := s.users.Start(); err != nil {
+			return nil, fmt.Errorf("toxiproxy for the user service: %w", err)
+		}
+		usersVia = "http://" + s.users.Listen
 	}
 
-	viaProxy := map[string]string{}
+	dbVia := map[string]string{}
 	for _, svc := range Services {
 		direct := strings.Replace(deps.Postgres, "/postgres?", "/"+s.run+"_"+svc+"?", 1)
 		if err := db.EnsureDatabase(ctx, direct); err != nil {
 			return nil, err
 		}
 		s.databases[svc] = direct
-		viaProxy[svc] = strings.Replace(direct, pg, s.postgres.Listen, 1)
+		dbVia[svc] = strings.Replace(direct, pg, pgVia, 1)
 	}
 
 	common := map[string]string{
@@ -129,7 +147,7 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 		"REDIS_URL": deps.Redis, "NATS_URL": deps.NATS, "ADMIN_TOKEN": AdminToken,
 		"JWT_SECRET":       "replay-jwt-secret-of-at-least-32-bytes",
 		"EVENTS_NAMESPACE": s.run, "TRUSTED_PROXIES": "127.0.0.1",
-		"USER_SERVICE_URL": "http://" + s.users.Listen, "SEARCH_SERVICE_URL": s.api["search"],
+		"USER_SERVICE_URL": usersVia, "SEARCH_SERVICE_URL": s.api["search"],
 		"OTEL_SDK_DISABLED": "true",
 	}
 	for k, v := range o.Env {
@@ -141,7 +159,7 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 			env = append(env, k+"="+v)
 		}
 		env = append(env, "HTTP_ADDR="+ports[svc][0], "ADMIN_ADDR="+ports[svc][1],
-			"DATABASE_URL="+viaProxy[svc], "REDIS_KEY_PREFIX="+s.run+":"+svc+":")
+			"DATABASE_URL="+dbVia[svc], "REDIS_KEY_PREFIX="+s.run+":"+svc+":")
 		log, err := logFile(o.LogDir, svc)
 		if err != nil {
 			return nil, err
@@ -202,6 +220,9 @@ func (s *Native) Up() map[string]bool {
 // PostgresDown makes Postgres unreachable (down = true: every connection
 // through the proxy is closed, new ones are refused) or reachable again.
 func (s *Native) PostgresDown(down bool) error {
+	if s.postgres == nil {
+		return errors.New("this stack reaches Postgres directly (start it with ProxyPostgres)")
+	}
 	if down {
 		s.postgres.Stop()
 		return nil
@@ -212,6 +233,9 @@ func (s *Native) PostgresDown(down bool) error {
 // SlowUsers delays the user service's answers to the order service by
 // latency, or removes the delay (latency 0).
 func (s *Native) SlowUsers(latency time.Duration) error {
+	if s.users == nil {
+		return errors.New("the order service reaches the user service directly (start the stack with ProxyUsers)")
+	}
 	ctx := context.Background()
 	if latency == 0 {
 		return s.users.Toxics.RemoveToxic(ctx, "slow")
