@@ -243,9 +243,14 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
 }
 
 // timed is what was timed in one second: the services' refusals (all
-// services together), and the waits for a CPU of the order service's
-// goroutines and of the replay's own (the shoppers).
-type timed struct{ refused, sched, schedShoppers stack.Histogram }
+// services together), the waits for a CPU of the order service's goroutines
+// and of the replay's own (the shoppers), and the machine's CPUs.
+type timed struct {
+	refused, sched, schedShoppers stack.Histogram
+	// The machine's CPUs this second, in percent (NaN: not known here):
+	// busy, and the time some runnable task had to wait for one.
+	cpuBusy, cpuWaiting float64
+}
 
 // sample scrapes the services every second while the run goes on and prints
 // the live progress line; the function it returns stops it and returns the
@@ -280,7 +285,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 	for _, svc := range stack.Services {
 		scrape(svc, time.Second, nil)
 	}
-	own := stack.OwnSched()
+	own, cpu := stack.OwnSched(), stack.ReadCPU()
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second)
@@ -292,8 +297,10 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			case <-tick.C:
 			}
 			var second timed
-			now := stack.OwnSched()
+			now, cpuNow := stack.OwnSched(), stack.ReadCPU()
 			second.schedShoppers, own = now.Since(own), now
+			second.cpuBusy, second.cpuWaiting = cpuNow.Since(cpu)
+			cpu = cpuNow
 			order := scrape("order", 800*time.Millisecond, &second)
 			breakers := order.BreakersOpen
 			for _, svc := range []string{"user", "search"} {
@@ -328,7 +335,8 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 		rec.Each(func(i int, t load.Totals) {
 			pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
 				P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
-				DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN()}
+				DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(),
+				CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
 			for c, n := range t.ByClass {
 				pt.ByClass[string(c)] = n
 			}
@@ -342,6 +350,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 				pt.Restarts, pt.Down, pt.InFlight = restarts[i], down[i], inflight[i]
 				pt.RefusedP99Service, pt.SchedP99Order = p99Millis(seconds[i].refused), p99Millis(seconds[i].sched)
 				pt.SchedP99Shoppers = p99Millis(seconds[i].schedShoppers)
+				pt.CPUBusy, pt.CPUWaiting = seconds[i].cpuBusy, seconds[i].cpuWaiting
 			}
 			pts = append(pts, pt)
 		})
@@ -351,6 +360,20 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 
 // p99Millis is the p99 of h in ms (an upper bound); NaN if h is empty.
 func p99Millis(h stack.Histogram) float64 { return 1000 * h.Quantile(0.99) }
+
+// mean is the mean of the known values (not NaN); -1 if none is known.
+func mean(vs []float64) float64 {
+	sum, n := 0.0, 0
+	for _, v := range vs {
+		if !math.IsNaN(v) {
+			sum, n = sum+v, n+1
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	return sum / float64(n)
+}
 
 func nz(v float64) float64 {
 	if math.IsNaN(v) {
@@ -386,14 +409,17 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 	from, to := sc.Window()
 	w := rec.Window(from, to)
 	var inWindow timed
+	var busy, waiting []float64
 	for i := secs(from); i < secs(to) && i < len(seconds); i++ {
 		inWindow.refused = inWindow.refused.Add(seconds[i].refused)
 		inWindow.sched = inWindow.sched.Add(seconds[i].sched)
 		inWindow.schedShoppers = inWindow.schedShoppers.Add(seconds[i].schedShoppers)
+		busy, waiting = append(busy, seconds[i].cpuBusy), append(waiting, seconds[i].cpuWaiting)
 	}
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
 		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)),
-		P99SchedShoppers: nz(p99Millis(inWindow.schedShoppers)), ErrorRate: map[string]float64{}, RecoveryS: -1,
+		P99SchedShoppers: nz(p99Millis(inWindow.schedShoppers)), CPUBusyPct: mean(busy), CPUWaitingPct: mean(waiting),
+		ErrorRate: map[string]float64{}, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
 	h.GoodputPct = 100 * h.GoodputRPS / capacity

@@ -24,8 +24,10 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 	// numbers are shown.
 	refusedFast := func(text string) {
 		claim(h.P99RefusalService <= 10, text+", timed in the services",
-			"%s in the services; the shoppers saw %s (waits for a CPU, p99: the order service's goroutines %s, the shoppers' own %s)",
-			report.AtMost(h.P99RefusalService), report.Millis(h.P99Refusal), report.AtMost(h.P99SchedOrder), report.AtMost(h.P99SchedShoppers))
+			"%s in the services; the shoppers saw %s (waits for a CPU, p99: the order service's goroutines %s, the shoppers' own %s; "+
+				"the machine's CPUs were %s busy, and some task was waiting for one %s of the time)",
+			report.AtMost(h.P99RefusalService), report.Millis(h.P99Refusal), report.AtMost(h.P99SchedOrder), report.AtMost(h.P99SchedShoppers),
+			report.Percent(h.CPUBusyPct), report.Percent(h.CPUWaitingPct))
 	}
 	switch p.Name {
 	case "naive":

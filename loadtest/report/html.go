@@ -73,6 +73,10 @@ func charts() []chart {
 			{"in use", blue, func(p Point) float64 { return p.DBInUse }},
 			{"waits/s", red, func(p Point) float64 { return p.DBWaits }},
 		}},
+		{title: "The machine's CPUs", unit: "% (of CPU time · of the second)", series: []series{
+			{"busy", blue, func(p Point) float64 { return p.CPUBusy }},
+			{"some task waiting for a CPU", red, func(p Point) float64 { return p.CPUWaiting }},
+		}},
 		{title: "Order service: goroutines", unit: "goroutines", series: []series{
 			{"goroutines", purple, func(p Point) float64 { return p.Goroutines }},
 		}},

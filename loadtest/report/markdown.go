@@ -73,6 +73,14 @@ func Millis(ms float64) string {
 	}
 }
 
+// Percent formats a share in percent; negative means not known.
+func Percent(pct float64) string {
+	if pct < 0 || math.IsNaN(pct) {
+		return "not known here"
+	}
+	return fmt.Sprintf("%.0f %%", pct)
+}
+
 // Recovery formats a recovery time.
 func Recovery(s float64) string {
 	if s < 0 {

@@ -32,9 +32,12 @@ func sample() *Summary {
 		for t := range 8 {
 			pt := Point{T: t, Offered: 75 + 600*t%3, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
 				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4,
-				RefusedP99Service: 0.5}
+				RefusedP99Service: 0.5, CPUBusy: 60 + 5*float64(t), CPUWaiting: 30 + 8*float64(t)}
 			if t == 3 {
 				pt.DBInUse, pt.Goroutines, pt.RefusedP99Service = math.NaN(), math.NaN(), math.NaN() // the process was down
+			}
+			if t == 6 {
+				pt.CPUBusy, pt.CPUWaiting = math.NaN(), math.NaN() // not known on this system
 			}
 			if t == 5 && i == 0 {
 				pt.RefusedP99Service = math.Inf(1) // a refusal slower than the histogram's last bucket

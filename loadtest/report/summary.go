@@ -84,17 +84,25 @@ type Headline struct {
 	// P99SchedShoppers is the same for the replay's own goroutines (the
 	// shoppers and the in-process Toxiproxy): part of what the shoppers'
 	// clock counts and the services' does not.
-	P99SchedShoppers float64            `json:"p99_sched_shoppers_ms"`
-	ErrorRate        map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
-	Stale            int                `json:"stale_served"`   // answers served from a fallback copy, whole run
-	OutageS          int                `json:"outage_s"`       // seconds the order API answered < 50 % well
-	RecoveryS        float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
-	Restarts         int                `json:"restarts"`
-	Oversold         int                `json:"oversold_units"`
-	Missing          int                `json:"missing_orders"`
-	EventsLost       int                `json:"events_lost"`
-	EventsTwice      int                `json:"events_applied_twice"`
-	OrdersPlaced     int                `json:"orders_placed"`
+	P99SchedShoppers float64 `json:"p99_sched_shoppers_ms"`
+	// CPUBusyPct is how busy the machine's CPUs were in the window, and
+	// CPUWaitingPct the share of it during which some runnable task — a
+	// service's thread, Postgres, a shopper — had to wait for a CPU (Linux's
+	// pressure stall information), both averaged over its seconds; -1: not
+	// known on this system. Every wait there is time on the shoppers' clock
+	// that the services' clocks may not see.
+	CPUBusyPct    float64            `json:"cpu_busy_pct"`
+	CPUWaitingPct float64            `json:"cpu_waiting_pct"`
+	ErrorRate     map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
+	Stale         int                `json:"stale_served"`   // answers served from a fallback copy, whole run
+	OutageS       int                `json:"outage_s"`       // seconds the order API answered < 50 % well
+	RecoveryS     float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
+	Restarts      int                `json:"restarts"`
+	Oversold      int                `json:"oversold_units"`
+	Missing       int                `json:"missing_orders"`
+	EventsLost    int                `json:"events_lost"`
+	EventsTwice   int                `json:"events_applied_twice"`
+	OrdersPlaced  int                `json:"orders_placed"`
 }
 
 // Verdict is one expectation of the profile, and whether it held.
@@ -123,6 +131,8 @@ type Point struct {
 	RefusedP99Service float64  `json:"refused_p99_service_ms"`
 	SchedP99Order     float64  `json:"sched_p99_order_ms"`    // p99 wait for a CPU, order service's goroutines
 	SchedP99Shoppers  float64  `json:"sched_p99_shoppers_ms"` // the same, the replay's own goroutines
+	CPUBusy           float64  `json:"cpu_busy_pct"`          // the machine's CPUs, NaN: not known here
+	CPUWaiting        float64  `json:"cpu_waiting_pct"`       // share of the second some runnable task waited for a CPU
 	InFlight          int64    `json:"generator_in_flight"`
 	Restarts          int      `json:"restarts"` // so far, all services
 	Down              []string `json:"down,omitempty"`
@@ -159,7 +169,7 @@ func sanitize(s *Summary) *Summary {
 		p.Timeline = append([]Point(nil), p.Timeline...)
 		for j := range p.Timeline {
 			pt := &p.Timeline[j]
-			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.RefusedP99Service, &pt.SchedP99Order, &pt.SchedP99Shoppers} {
+			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.RefusedP99Service, &pt.SchedP99Order, &pt.SchedP99Shoppers, &pt.CPUBusy, &pt.CPUWaiting} {
 				if math.IsNaN(*f) || math.IsInf(*f, 0) {
 					*f = -1
 				}
