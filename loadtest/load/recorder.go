@@ -23,13 +23,14 @@ const (
 	Shed        Class = "shed"         // 503 overloaded: refused at the door
 	Unavailable Class = "unavailable"  // other 503: pool timeout, breaker open, a dependency down
 	ServerError Class = "server_error" // 500 and other 5xx
+	InProgress  Class = "in_progress"  // 409 request_in_progress: a retry found the first attempt still running
 	ClientError Class = "client_error" // another 4xx: a broken contract or a generator bug
 	Timeout     Class = "timeout"      // no answer within the client's timeout
 	Refused     Class = "refused"      // no connection: the process is down or restarting
 )
 
 // Classes lists every class in a fixed order (tables and charts use it).
-var Classes = []Class{OK, SoldOut, Late, Limited, Shed, Unavailable, ServerError, ClientError, Timeout, Refused}
+var Classes = []Class{OK, SoldOut, Late, Limited, Shed, Unavailable, ServerError, InProgress, ClientError, Timeout, Refused}
 
 // LateAfter is how long a shopper waits for a page before giving up on it:
 // a right answer after that is not good service, and does not count as

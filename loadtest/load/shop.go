@@ -94,7 +94,7 @@ func (s *Shop) Send(ctx context.Context, k scenario.Kind, start time.Time, due t
 		if res.Class.Good() || res.Class == Late || res.Class == ClientError || attempt == s.Retries || ctx.Err() != nil {
 			return
 		}
-		if res.Class != Limited && res.Class != Shed && res.Class != Unavailable {
+		if !res.Class.Refusal() && res.Class != InProgress { // those say when to come back
 			retryAfter = 50*time.Millisecond + rand.N(200*time.Millisecond) // a human's reflex
 		}
 		select {
@@ -242,6 +242,10 @@ func classify(status int, body []byte) (Class, bool) {
 		return OK, e.Stale
 	case status == http.StatusConflict && e.Error.Code == "sold_out":
 		return SoldOut, false
+	case status == http.StatusConflict && e.Error.Code == "request_in_progress":
+		// The shopper pressed "buy" again while the first press was still
+		// being served: the right answer to the retry, not a broken contract.
+		return InProgress, false
 	case status == http.StatusTooManyRequests:
 		return Limited, false
 	case status == http.StatusServiceUnavailable && e.Error.Code == "overloaded":

@@ -45,7 +45,7 @@ var (
 
 var classColor = map[load.Class]color.Color{
 	load.Late: cyan, load.Limited: olive, load.Shed: orange, load.Unavailable: purple, load.ServerError: red,
-	load.ClientError: pink, load.Timeout: brown, load.Refused: grey,
+	load.InProgress: blue, load.ClientError: pink, load.Timeout: brown, load.Refused: grey,
 }
 
 func charts() []chart {

@@ -24,7 +24,7 @@ func Markdown(s *Summary) string {
 			h.OutageS, Recovery(h.RecoveryS), h.Restarts, h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
 	}
 	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
-	b.WriteString("late = a right answer after 1 s, when the shopper had given up (not goodput), limited = 429, shed = 503 at the door, unavailable = other 503 (pool timeout, breaker open), ")
+	b.WriteString("late = a right answer after 1 s, when the shopper had given up (not goodput), limited = 429, shed = 503 at the door, unavailable = other 503 (pool timeout, breaker open), in_progress = 409, a retry that found the first attempt still running, ")
 	b.WriteString("timeout = no answer within the client's patience, refused = nobody listening (killed, restarting).\n")
 	b.WriteString("Refusals (429/503) are timed twice: by the services, from the request entering them to the answer (read from a histogram, so an upper bound), ")
 	b.WriteString("and by the shoppers, who also count the network, the kernel's queues and waiting for a CPU on a machine they share with the shop (the verdicts show both sides' waits for a CPU).\n")
