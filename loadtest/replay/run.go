@@ -266,7 +266,8 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 	var seconds []timed
 	// The histograms at each service's last scrape; the first scrape is
 	// taken now, so that a shop that ran before (--target) counts from here.
-	last := map[string]timed{}
+	type histograms struct{ refused, sched stack.Histogram }
+	last := map[string]histograms{}
 	scrape := func(svc string, timeout time.Duration, into *timed) stack.Sample {
 		sm := stack.Scrape(ctx, st.Admin(svc), timeout)
 		if sm.Refused == nil {
@@ -279,7 +280,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 				into.sched = sm.Sched.Since(was.sched)
 			}
 		}
-		last[svc] = timed{refused: *sm.Refused, sched: *sm.Sched}
+		last[svc] = histograms{refused: *sm.Refused, sched: *sm.Sched}
 		return sm
 	}
 	for _, svc := range stack.Services {
