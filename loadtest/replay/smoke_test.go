@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,13 @@ func TestSmokeReplay(t *testing.T) {
 		}
 		if p.Headline.GoodputRPS <= 0 || p.Headline.OfferedRPS < 100 {
 			t.Errorf("%s: headline %+v", p.Name, p.Headline)
+		}
+		// The machine's CPUs are read where Linux tells: the shop kept them busy.
+		if h := p.Headline; runtime.GOOS == "linux" && !(h.CPUBusyPct > 0 && h.CPUBusyPct <= 100) {
+			t.Errorf("%s: the CPUs %.1f %% busy", p.Name, h.CPUBusyPct)
+		}
+		if h := p.Headline; stack.ReadCPU().PSIs && !(h.CPUWaitingPct >= 0 && h.CPUWaitingPct <= 100) {
+			t.Errorf("%s: some task waiting for a CPU %.1f %% of the time", p.Name, h.CPUWaitingPct)
 		}
 	}
 	if v := s.Profiles[1].Verdicts; len(v) == 0 {
