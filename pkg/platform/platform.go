@@ -98,7 +98,9 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 	p.Health.Add("nats", events.Check(p.NATS, p.JS))
 
 	p.Observer = resilience.NewObserver(p.Registry, log)
-	p.Shedder = resilience.NewShedder(resilience.ShedSettings{Name: cfg.Service, Target: cfg.Requests.ShedTarget}, p.Observer)
+	p.Shedder = resilience.NewShedder(resilience.ShedSettings{
+		Name: cfg.Service, Target: cfg.Requests.ShedTarget, CPUWait: cfg.Requests.ShedCPUWait,
+	}, p.Observer)
 	p.Health.AddInfo("load", func() any {
 		return map[string]int{"concurrency_limit": p.Shedder.Limit(), "inflight": p.Shedder.Inflight()}
 	})

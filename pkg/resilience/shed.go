@@ -2,8 +2,10 @@ package resilience
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,16 +35,30 @@ import (
 //     predicts its rejections too.) In the promo replay, without the
 //     prediction a third of the refusals had waited out the queue, 5–25 ms
 //     in the order service.
+//   - CPUWait 0: not watched (SHED_TARGET_CPU_WAIT sets it in the
+//     services). Otherwise a ceiling on the rate of admissions keeps a CPU
+//     free: see cpuRate. CPUWaitSource nil means RuntimeCPUWait.
 type ShedSettings struct {
-	Name         string
-	Target       time.Duration
-	InitialLimit int
-	MinLimit     int
-	MaxLimit     int
-	Backoff      float64
-	QueueSize    int
-	QueueWait    time.Duration
+	Name          string
+	Target        time.Duration
+	InitialLimit  int
+	MinLimit      int
+	MaxLimit      int
+	Backoff       float64
+	QueueSize     int
+	QueueWait     time.Duration
+	CPUWait       time.Duration
+	CPUWaitSource CPUWaitSource
 }
+
+// cpuWindow is how often the CPU wait is read, and the stretch of time it
+// sums up; cpuMinSamples is how many goroutines must have run in it for its
+// p99 to say anything (at rest, one slow wake-up would be the p99).
+const (
+	cpuWindow     = 100 * time.Millisecond
+	cpuMinSamples = 50
+	cpuMinRate    = 10 // admissions a second: never shut the door completely
+)
 
 func (s ShedSettings) withDefaults() ShedSettings {
 	def := func(v *int, d int) {
@@ -65,6 +81,9 @@ func (s ShedSettings) withDefaults() ShedSettings {
 	}
 	if s.Name == "" {
 		s.Name = "api"
+	}
+	if s.CPUWait > 0 && s.CPUWaitSource == nil {
+		s.CPUWaitSource = RuntimeCPUWait()
 	}
 	return s
 }
@@ -97,6 +116,23 @@ type Shedder struct {
 	// Moving averages of the time between two freed slots (capped at twice
 	// QueueWait) and of its square, in seconds: how soon the queue moves.
 	gap, gap2 float64
+
+	// cpuRate caps the admissions a second while the process's goroutines
+	// wait for a CPU (CPUWait); +Inf when they do not. The concurrency
+	// limit cannot keep a CPU free: it admits until admitted work nears
+	// Target, and fast work never does — a sold-out answer takes a
+	// millisecond or two, so even two slots serve a thousand a second,
+	// every CPU is busy, and every thread that wakes, the one that reads a
+	// request only to refuse it too, waits its turn for a CPU before any
+	// handler's clock starts. A rate bounds fast work as well as slow. Each
+	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
+	// rate admitted in the window; a window without raises it by a
+	// twentieth, and lifts it once it is twice what is admitted.
+	cpuRate  float64
+	tokens   float64      // admissions the cap allows now (a bucket of cpuWindow/10)
+	tokensAt time.Time    // when tokens was last topped up
+	admitted int          // admissions in the current cpuWindow
+	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
 }
 
 type waiter struct {
@@ -117,7 +153,7 @@ func (e *ShedError) RetryAfter() time.Duration { return time.Second }
 // NewShedder returns a Shedder reporting to obs.
 func NewShedder(s ShedSettings, obs *Observer) *Shedder {
 	s = s.withDefaults()
-	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit)}
+	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit), cpuRate: math.Inf(1)}
 	sh.report()
 	return sh
 }
@@ -146,6 +182,11 @@ type Permit struct {
 // *ShedError. It returns ctx's error if ctx ends while queued.
 func (sh *Shedder) Acquire(ctx context.Context) (*Permit, error) {
 	sh.mu.Lock()
+	if !sh.cpuToken(time.Now()) {
+		sh.mu.Unlock()
+		sh.obs.reject("shed", "cpu_busy")
+		return nil, &ShedError{Reason: "no CPU to spare"}
+	}
 	if sh.inflight < int(sh.limit) && len(sh.queue) == 0 {
 		sh.inflight++
 		sh.mu.Unlock()
@@ -191,10 +232,14 @@ func (p *Permit) Release() {
 	sh := p.sh
 	now := time.Now()
 	rtt := now.Sub(p.start)
+	cpuRead, cpuBusy := sh.readCPUWait(now)
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.inflight--
+	if cpuRead {
+		sh.adjustCPURate(cpuBusy)
+	}
 	switch {
 	case rtt > sh.s.Target:
 		if now.Sub(sh.lastDrop) >= sh.s.Target {
@@ -224,6 +269,56 @@ func (p *Permit) Release() {
 		close(w.ready)
 	}
 	sh.report()
+}
+
+// readCPUWait reads the CPU wait if CPUWait is set and cpuWindow has passed
+// since the last read, and says whether it read it and whether the wait was
+// over CPUWait. Only the caller that moves cpuNext on reads, outside the
+// Shedder's lock.
+func (sh *Shedder) readCPUWait(now time.Time) (read, busy bool) {
+	if sh.s.CPUWait <= 0 {
+		return false, false
+	}
+	next := sh.cpuNext.Load()
+	if now.UnixNano() < next || !sh.cpuNext.CompareAndSwap(next, now.Add(cpuWindow).UnixNano()) {
+		return false, false
+	}
+	p99, n := sh.s.CPUWaitSource()
+	return true, n >= cpuMinSamples && p99 > sh.s.CPUWait
+}
+
+// adjustCPURate moves the cap on admissions after a window in which the
+// goroutines did (busy) or did not wait for a CPU.
+func (sh *Shedder) adjustCPURate(busy bool) {
+	admitted := float64(sh.admitted) / cpuWindow.Seconds()
+	sh.admitted = 0
+	switch {
+	case busy:
+		// fix: shedding — goroutines queue for a CPU: admit less, so that a
+		// refusal, too, finds a CPU at once.
+		sh.cpuRate = max(cpuMinRate, min(sh.cpuRate, admitted)*sh.s.Backoff)
+	case sh.cpuRate > 2*admitted:
+		sh.cpuRate = math.Inf(1) // the cap holds nothing back
+	default:
+		sh.cpuRate *= 1.05
+	}
+}
+
+// cpuToken takes one admission from the CPU cap, if it has one to give.
+func (sh *Shedder) cpuToken(now time.Time) bool {
+	if math.IsInf(sh.cpuRate, 1) {
+		sh.admitted++
+		return true
+	}
+	burst := max(1, sh.cpuRate*cpuWindow.Seconds()/10)
+	sh.tokens = min(burst, sh.tokens+now.Sub(sh.tokensAt).Seconds()*sh.cpuRate)
+	sh.tokensAt = now
+	if sh.tokens < 1 {
+		return false
+	}
+	sh.tokens--
+	sh.admitted++
+	return true
 }
 
 // expectedWait is how long a request at the k-th place of the queue can

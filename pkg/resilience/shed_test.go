@@ -2,6 +2,7 @@ package resilience_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -205,4 +206,55 @@ func TestShedderSeesThroughBurstsOfFreedSlots(t *testing.T) {
 			t.Fatalf("err=%v after %v; want an immediate refusal, not a wait in vain", err, time.Since(t0))
 		}
 	})
+}
+
+// While the process's goroutines wait for a CPU, the shedder admits fewer
+// requests a second, however fast they are; when they stop waiting, it
+// admits them all again. Off (CPUWait 0), the wait changes nothing.
+func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
+	for _, watched := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			var busy atomic.Bool
+			source := func() (time.Duration, uint64) { // what runtime/metrics would say
+				if busy.Load() {
+					return 5 * time.Millisecond, 100
+				}
+				return 100 * time.Microsecond, 100
+			}
+			s := resilience.ShedSettings{InitialLimit: 100, CPUWaitSource: source}
+			if watched {
+				s.CPUWait = 2 * time.Millisecond
+			}
+			sh := resilience.NewShedder(s, nil)
+			// Fast requests, one a millisecond: the concurrency limit never binds.
+			admitted := func(d time.Duration) int {
+				n := 0
+				for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
+					if p, err := sh.Acquire(context.Background()); err == nil {
+						n++
+						p.Release()
+					}
+				}
+				return n
+			}
+			admitted(time.Second)
+			if n := admitted(500 * time.Millisecond); n < 495 {
+				t.Fatalf("watched %v, CPUs free: %d of 500 admitted", watched, n)
+			}
+			busy.Store(true)
+			admitted(500 * time.Millisecond)
+			n := admitted(500 * time.Millisecond)
+			if watched && n > 300 {
+				t.Fatalf("goroutines waiting for a CPU: %d of 500 admitted in the second half second, want at most 300", n)
+			}
+			if !watched && n < 495 {
+				t.Fatalf("not watched: %d of 500 admitted while goroutines waited", n)
+			}
+			busy.Store(false)
+			admitted(3 * time.Second)
+			if n := admitted(500 * time.Millisecond); n < 495 {
+				t.Fatalf("watched %v, CPUs free again: %d of 500 admitted", watched, n)
+			}
+		})
+	}
 }
