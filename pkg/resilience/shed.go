@@ -126,12 +126,13 @@ type Shedder struct {
 	// request only to refuse it too, waits its turn for a CPU before any
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
-	// rate admitted in the window; a window without raises it by a
-	// twentieth, and lifts it once it is twice what is admitted.
+	// rate of work done since the last read; a window without raises it by
+	// a twentieth, and lifts it once it is twice that rate.
 	cpuRate  float64
 	tokens   float64      // admissions the cap allows now (a bucket of cpuWindow/10)
 	tokensAt time.Time    // when tokens was last topped up
-	admitted int          // admissions in the current cpuWindow
+	done     int          // requests released since the last read of the CPU wait
+	doneFrom time.Time    // when that count started
 	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
 }
 
@@ -237,8 +238,9 @@ func (p *Permit) Release() {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.inflight--
+	sh.done++
 	if cpuRead {
-		sh.adjustCPURate(cpuBusy)
+		sh.adjustCPURate(now, cpuBusy)
 	}
 	switch {
 	case rtt > sh.s.Target:
@@ -289,15 +291,18 @@ func (sh *Shedder) readCPUWait(now time.Time) (read, busy bool) {
 
 // adjustCPURate moves the cap on admissions after a window in which the
 // goroutines did (busy) or did not wait for a CPU.
-func (sh *Shedder) adjustCPURate(busy bool) {
-	admitted := float64(sh.admitted) / cpuWindow.Seconds()
-	sh.admitted = 0
+func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
+	rate := math.Inf(1) // the first read: nothing counted yet
+	if !sh.doneFrom.IsZero() {
+		rate = float64(sh.done) / max(now.Sub(sh.doneFrom), time.Millisecond).Seconds()
+	}
+	sh.done, sh.doneFrom = 0, now
 	switch {
 	case busy:
 		// fix: shedding — goroutines queue for a CPU: admit less, so that a
 		// refusal, too, finds a CPU at once.
-		sh.cpuRate = max(cpuMinRate, min(sh.cpuRate, admitted)*sh.s.Backoff)
-	case sh.cpuRate > 2*admitted:
+		sh.cpuRate = max(cpuMinRate, min(sh.cpuRate, rate)*sh.s.Backoff)
+	case sh.cpuRate > 2*rate:
 		sh.cpuRate = math.Inf(1) // the cap holds nothing back
 	default:
 		sh.cpuRate *= 1.05
@@ -307,7 +312,6 @@ func (sh *Shedder) adjustCPURate(busy bool) {
 // cpuToken takes one admission from the CPU cap, if it has one to give.
 func (sh *Shedder) cpuToken(now time.Time) bool {
 	if math.IsInf(sh.cpuRate, 1) {
-		sh.admitted++
 		return true
 	}
 	burst := max(1, sh.cpuRate*cpuWindow.Seconds()/10)
@@ -317,7 +321,6 @@ func (sh *Shedder) cpuToken(now time.Time) bool {
 		return false
 	}
 	sh.tokens--
-	sh.admitted++
 	return true
 }
 
