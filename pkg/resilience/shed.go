@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // ShedSettings configure a Shedder. The zero value of a field means its
@@ -127,10 +129,9 @@ type Shedder struct {
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
 	// rate of work done since the last read; a window without raises it by
-	// a twentieth, and lifts it once it is twice that rate.
-	cpuRate  float64
-	tokens   float64      // admissions the cap allows now (a bucket of cpuWindow/10)
-	tokensAt time.Time    // when tokens was last topped up
+	// a twentieth, and lifts it once it is twice that rate. The cap is a
+	// token bucket holding cpuWindow/10 of it.
+	cpuRate  *rate.Limiter
 	done     int          // requests released since the last read of the CPU wait
 	doneFrom time.Time    // when that count started
 	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
@@ -154,7 +155,7 @@ func (e *ShedError) RetryAfter() time.Duration { return time.Second }
 // NewShedder returns a Shedder reporting to obs.
 func NewShedder(s ShedSettings, obs *Observer) *Shedder {
 	s = s.withDefaults()
-	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit), cpuRate: math.Inf(1)}
+	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit), cpuRate: rate.NewLimiter(rate.Inf, 1)}
 	sh.report()
 	return sh
 }
@@ -183,7 +184,7 @@ type Permit struct {
 // *ShedError. It returns ctx's error if ctx ends while queued.
 func (sh *Shedder) Acquire(ctx context.Context) (*Permit, error) {
 	sh.mu.Lock()
-	if !sh.cpuToken(time.Now()) {
+	if sh.s.CPUWait > 0 && !sh.cpuRate.Allow() {
 		sh.mu.Unlock()
 		sh.obs.reject("shed", "cpu_busy")
 		return nil, &ShedError{Reason: "no CPU to spare"}
@@ -292,36 +293,36 @@ func (sh *Shedder) readCPUWait(now time.Time) (read, busy bool) {
 // adjustCPURate moves the cap on admissions after a window in which the
 // goroutines did (busy) or did not wait for a CPU.
 func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
-	rate := math.Inf(1) // the first read: nothing counted yet
+	done := math.Inf(1) // the first read: nothing counted yet
 	if !sh.doneFrom.IsZero() {
-		rate = float64(sh.done) / max(now.Sub(sh.doneFrom), time.Millisecond).Seconds()
+		done = float64(sh.done) / max(now.Sub(sh.doneFrom), time.Millisecond).Seconds()
 	}
 	sh.done, sh.doneFrom = 0, now
+	capped := math.Inf(1) // rate.Inf is the largest float64, not +Inf
+	if l := sh.cpuRate.Limit(); l != rate.Inf {
+		capped = float64(l)
+	}
 	switch {
 	case busy:
 		// fix: shedding — goroutines queue for a CPU: admit less, so that a
 		// refusal, too, finds a CPU at once.
-		sh.cpuRate = max(cpuMinRate, min(sh.cpuRate, rate)*sh.s.Backoff)
-	case sh.cpuRate > 2*rate:
-		sh.cpuRate = math.Inf(1) // the cap holds nothing back
+		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff)
+	case capped > 2*done:
+		capped = math.Inf(1) // the cap holds nothing back
 	default:
-		sh.cpuRate *= 1.05
+		capped *= 1.05
 	}
-}
-
-// cpuToken takes one admission from the CPU cap, if it has one to give.
-func (sh *Shedder) cpuToken(now time.Time) bool {
-	if math.IsInf(sh.cpuRate, 1) {
-		return true
+	if math.IsInf(capped, 1) {
+		sh.cpuRate.SetLimitAt(now, rate.Inf)
+		return
 	}
-	burst := max(1, sh.cpuRate*cpuWindow.Seconds()/10)
-	sh.tokens = min(burst, sh.tokens+now.Sub(sh.tokensAt).Seconds()*sh.cpuRate)
-	sh.tokensAt = now
-	if sh.tokens < 1 {
-		return false
+	burst := max(1, int(capped*cpuWindow.Seconds()/10))
+	if sh.cpuRate.Limit() == rate.Inf { // a cap that engages starts with its bucket full
+		sh.cpuRate = rate.NewLimiter(rate.Limit(capped), burst)
+		return
 	}
-	sh.tokens--
-	return true
+	sh.cpuRate.SetLimitAt(now, rate.Limit(capped))
+	sh.cpuRate.SetBurstAt(now, burst)
 }
 
 // expectedWait is how long a request at the k-th place of the queue can
