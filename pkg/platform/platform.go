@@ -102,7 +102,8 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 		Name: cfg.Service, Target: cfg.Requests.ShedTarget, CPUWait: cfg.Requests.ShedCPUWait,
 	}, p.Observer)
 	p.Health.AddInfo("load", func() any {
-		return map[string]int{"concurrency_limit": p.Shedder.Limit(), "inflight": p.Shedder.Inflight()}
+		return map[string]int{"concurrency_limit": p.Shedder.Limit(), "inflight": p.Shedder.Inflight(),
+			"cpu_wait_target_us": int(cfg.Requests.ShedCPUWait.Microseconds()), "cpu_cap_per_s": int(p.Shedder.CPUCap())}
 	})
 	p.Server = server.New(server.Options{Config: cfg, Log: log, Board: p.Board, Registry: p.Registry, Health: p.Health, Shedder: p.Shedder})
 	return p, nil

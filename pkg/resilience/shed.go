@@ -167,6 +167,17 @@ func (sh *Shedder) Limit() int {
 	return int(sh.limit)
 }
 
+// CPUCap returns the ceiling on admissions a second that CPUWait has set,
+// and 0 while there is none (CPUWait off, or goroutines not waiting).
+func (sh *Shedder) CPUCap() float64 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if l := sh.cpuRate.Limit(); l != rate.Inf {
+		return float64(l)
+	}
+	return 0
+}
+
 // Inflight returns how many admitted requests have not finished.
 func (sh *Shedder) Inflight() int {
 	sh.mu.Lock()

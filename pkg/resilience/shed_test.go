@@ -250,10 +250,16 @@ func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 			if !watched && n < 495 {
 				t.Fatalf("not watched: %d of 500 admitted while goroutines waited", n)
 			}
+			if c := sh.CPUCap(); (c > 0) != watched {
+				t.Fatalf("watched %v, goroutines waiting: CPUCap %.0f/s", watched, c)
+			}
 			busy.Store(false)
 			admitted(3 * time.Second)
 			if n := admitted(500 * time.Millisecond); n < 495 {
 				t.Fatalf("watched %v, CPUs free again: %d of 500 admitted", watched, n)
+			}
+			if c := sh.CPUCap(); c != 0 && c < 1000 {
+				t.Fatalf("watched %v, CPUs free again: CPUCap %.0f/s, want none or above the 1000/s offered", watched, c)
 			}
 		})
 	}
