@@ -15,6 +15,9 @@ import (
 type Profile struct {
 	Name  string // naive, resilient, naive+hot_row, resilient-shedding
 	Fixes string // the FIXES value
+	// Env sets (or, with "", unsets) variables of the services the replay
+	// starts; a -target shop keeps its own.
+	Env map[string]string
 }
 
 // ParseProfile reads a profile name: naive, resilient, naive+<fix> (the

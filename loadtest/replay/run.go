@@ -142,7 +142,7 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 		if err := os.MkdirAll(logs, 0o755); err != nil {
 			return nil, nil, err
 		}
-		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Products: o.Products,
+		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Env: p.Env, Products: o.Products,
 			LogDir: logs, OnEvent: onEvent, Probe: o.Probe,
 			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown), ProxyUsers: o.Scenario.Injects(scenario.SlowUsers)})
 		if err != nil {

@@ -183,3 +183,32 @@ func TestTargetMode(t *testing.T) {
 		}
 	}
 }
+
+// The capacity is measured without the CPU cap, even when the environment
+// sets one for the runs: the order service of the calibration's shop has no
+// CPU target, and the same shop without the override has the environment's.
+func TestCalibrationMeasuresTheShopWithoutTheCPUCap(t *testing.T) {
+	t.Setenv("SHED_TARGET_CPU_WAIT", "2ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bins := services(t)
+	deps := stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()}
+	calibration := calibrationProfile()
+	for _, c := range []struct {
+		env  map[string]string
+		want float64 // µs
+	}{{calibration.Env, 0}, {nil, 2000}} {
+		native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: calibration.Fixes, Env: c.env,
+			Products: 100, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := testkit.Do(t, "GET", native.API("order")+"/readyz", "", nil)
+		native.Close()
+		info, _ := r.Body["info"].(map[string]any)
+		load, _ := info["load"].(map[string]any)
+		if got, ok := load["cpu_wait_target_us"].(float64); r.Status != 200 || !ok || got != c.want {
+			t.Fatalf("env %v: readyz %d %s; want cpu_wait_target_us %v", c.env, r.Status, r.Raw, c.want)
+		}
+	}
+}
