@@ -198,13 +198,15 @@ func TestCalibrationMeasuresTheShopWithoutTheCPUCap(t *testing.T) {
 		env  map[string]string
 		want float64 // µs
 	}{{calibration.Env, 0}, {nil, 2000}} {
-		native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: calibration.Fixes, Env: c.env,
-			Products: 100, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := testkit.Do(t, "GET", native.API("order")+"/readyz", "", nil)
-		native.Close()
+		r := func() testkit.Response {
+			native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: calibration.Fixes, Env: c.env,
+				Products: 100, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer native.Close()
+			return testkit.Do(t, "GET", native.API("order")+"/readyz", "", nil)
+		}()
 		info, _ := r.Body["info"].(map[string]any)
 		load, _ := info["load"].(map[string]any)
 		if got, ok := load["cpu_wait_target_us"].(float64); r.Status != 200 || !ok || got != c.want {
