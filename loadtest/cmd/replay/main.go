@@ -12,7 +12,7 @@
 // Usage:
 //
 //	go run ./loadtest/cmd/replay [-scenario promo] [-profiles naive,resilient] [-ablations]
-//	                             [-capacity N] [-scale F] [-strict]
+//	                             [-capacity N] [-scale F] [-strict] [-cpuprofile FILE]
 //	replay -target user=URL,search=URL,order=URL -target-admin ... -target-db ... [-toxiproxy URL]
 //
 // With -target it drives a shop that runs already (the compose stack:
@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -90,6 +91,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	targetAdmin := fs.String("target-admin", env("REPLAY_TARGET_ADMIN", ""), "with -target: the admin listeners, user=URL,search=URL,order=URL (fixes are switched there)")
 	targetDB := fs.String("target-db", env("REPLAY_TARGET_DB", ""), "with -target: the databases, user=URL,search=URL,order=URL (for the invariants)")
 	toxi := fs.String("toxiproxy", env("REPLAY_TOXIPROXY", ""), "with -target: Toxiproxy's API (proxy \"postgres\"; \"users\" for slow-dependency)")
+	cpuProfile := fs.String("cpuprofile", "", "write the replay's own CPU profile (shoppers, supervisor, proxy) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, nil
@@ -150,6 +152,19 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		}
 	}
 	opts.Out = *out
+	if *cpuProfile != "" {
+		// The shoppers share the machine with the shop: what they cost is
+		// CPU the shop does not get.
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	began := time.Now()
 	s, err := replay.Run(ctx, opts)
 	if s != nil && len(s.Profiles) > 0 {
