@@ -172,10 +172,19 @@ func (sh *Shedder) Limit() int {
 func (sh *Shedder) CPUCap() float64 {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if c := sh.cpuCap(); !math.IsInf(c, 1) {
+		return c
+	}
+	return 0
+}
+
+// cpuCap is the cap on admissions a second, +Inf when there is none
+// (rate.Inf is the largest float64, not +Inf). The caller holds mu.
+func (sh *Shedder) cpuCap() float64 {
 	if l := sh.cpuRate.Limit(); l != rate.Inf {
 		return float64(l)
 	}
-	return 0
+	return math.Inf(1)
 }
 
 // Inflight returns how many admitted requests have not finished.
@@ -309,10 +318,8 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		done = float64(sh.done) / max(now.Sub(sh.doneFrom), time.Millisecond).Seconds()
 	}
 	sh.done, sh.doneFrom = 0, now
-	capped := math.Inf(1) // rate.Inf is the largest float64, not +Inf
-	if l := sh.cpuRate.Limit(); l != rate.Inf {
-		capped = float64(l)
-	}
+	was := sh.cpuCap()
+	capped := was
 	switch {
 	case busy:
 		// fix: shedding — goroutines queue for a CPU: admit less, so that a
@@ -328,7 +335,7 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		return
 	}
 	burst := max(1, int(capped*cpuWindow.Seconds()/10))
-	if sh.cpuRate.Limit() == rate.Inf { // a cap that engages starts with its bucket full
+	if math.IsInf(was, 1) { // a cap that engages starts with its bucket full
 		sh.cpuRate = rate.NewLimiter(rate.Limit(capped), burst)
 		return
 	}
