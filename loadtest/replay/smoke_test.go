@@ -70,7 +70,7 @@ func TestSmokeReplay(t *testing.T) {
 	const capacity = 40
 	sc := promo.Scaled(0.1)
 	s, err := Run(ctx, Options{Scenario: sc, Profiles: []Profile{naive, resilient}, Capacity: capacity,
-		Bins: bins, Deps: stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()},
+		Bins: bins, Deps: testDeps(),
 		Products: 500, Shoppers: 6, Out: out, Progress: &progress})
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, progress.String())
@@ -152,8 +152,7 @@ func TestTargetMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	bins := services(t)
-	deps := stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()}
-	native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: "resilient", Products: 500, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
+	native, err := stack.StartNative(ctx, testDeps(), bins, stack.Options{Fixes: "resilient", Products: 500, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,14 +191,13 @@ func TestCalibrationMeasuresTheShopWithoutTheCPUCap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bins := services(t)
-	deps := stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()}
 	calibration := calibrationProfile()
 	for _, c := range []struct {
 		env  map[string]string
 		want float64 // µs
 	}{{calibration.Env, 0}, {nil, 2000}} {
 		r := func() testkit.Response {
-			native, err := stack.StartNative(ctx, deps, bins, stack.Options{Fixes: calibration.Fixes, Env: c.env,
+			native, err := stack.StartNative(ctx, testDeps(), bins, stack.Options{Fixes: calibration.Fixes, Env: c.env,
 				Products: 100, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
 			if err != nil {
 				t.Fatal(err)
@@ -213,4 +211,9 @@ func TestCalibrationMeasuresTheShopWithoutTheCPUCap(t *testing.T) {
 			t.Fatalf("env %v: readyz %d %s; want cpu_wait_target_us %v", c.env, r.Status, r.Raw, c.want)
 		}
 	}
+}
+
+// testDeps are the machine's Postgres, Redis and NATS, as testkit finds them.
+func testDeps() stack.Deps {
+	return stack.Deps{Postgres: testkit.PostgresServer(), Redis: testkit.RedisURL(), NATS: testkit.NATSURL()}
 }
