@@ -49,6 +49,17 @@ func start(t *testing.T, fixesValue string, unblock <-chan struct{}) *harness {
 	return h
 }
 
+// awaitSlow waits for /slow to be entered. The ten seconds only turn a
+// request that never arrives into a failure instead of a hung test.
+func (h *harness) awaitSlow(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("/slow was never entered")
+	}
+}
+
 // waitFor polls url until it answers status; ten seconds is patience for a
 // loaded CI machine, not a speed requirement.
 func waitFor(t *testing.T, url string, status int) {
@@ -132,7 +143,7 @@ func TestGracefulShutdown(t *testing.T) {
 			resp.Body.Close()
 			result <- string(b)
 		}()
-		<-h.entered
+		h.awaitSlow(t)
 		h.cancel() // SIGTERM
 		waitFor(t, "http://"+h.api+"/readyz", 503)
 		close(h.release)
@@ -146,6 +157,9 @@ func TestGracefulShutdown(t *testing.T) {
 
 	t.Run("fix off: in-flight request is cut off", func(t *testing.T) {
 		h := start(t, "naive", unblock)
+		// Past the start-up gate first: before it, /slow is answered 503
+		// "starting" and never entered.
+		waitFor(t, "http://"+h.api+"/readyz", 200)
 		result := make(chan error, 1)
 		go func() {
 			resp, err := http.Get("http://" + h.api + "/slow")
@@ -154,7 +168,7 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 			result <- err
 		}()
-		<-h.entered
+		h.awaitSlow(t)
 		h.cancel()
 		if err := <-h.errc; err != nil {
 			t.Fatalf("Run: %v", err)
