@@ -1,0 +1,83 @@
+package replay
+
+import (
+	"errors"
+	"testing"
+)
+
+// machine is a fake shop for the capacity search: it meets the objective up
+// to capacity, except that the steps listed in stalls miss it once each, as
+// a step does when the machine stalls under it.
+type machine struct {
+	capacity float64
+	stalls   map[float64]bool
+	steps    []float64
+}
+
+func (m *machine) step(rate float64) (bool, error) {
+	m.steps = append(m.steps, rate)
+	if m.stalls[rate] {
+		delete(m.stalls, rate)
+		return false, nil
+	}
+	return rate <= m.capacity, nil
+}
+
+func TestSearchCapacity(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		capacity float64
+		stalls   []float64
+		want     float64
+		tries    int
+	}{
+		// 40, 60, 90, 135, 202.5, 303.75, 455.6 meet it; 683 misses twice;
+		// halfway, 569.5, meets it.
+		{"the midpoint meets it", 600, nil, 569.53125, 10},
+		{"the midpoint misses it too", 500, nil, 455.625, 11},
+		// Without the second try, the stall at 303.75 would have ended the
+		// search at the midpoint of 202.5 and 303.75: 253.
+		{"a stall does not sink the step", 600, []float64{303.75}, 569.53125, 11},
+		{"a stall at the midpoint", 600, []float64{569.53125}, 569.53125, 11},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &machine{capacity: tt.capacity, stalls: map[float64]bool{}}
+			for _, r := range tt.stalls {
+				m.stalls[r] = true
+			}
+			pauses := 0
+			got, err := searchCapacity(m.step, func() { pauses++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want || len(m.steps) != tt.tries {
+				t.Fatalf("capacity %v after steps %v; want %v after %d steps", got, m.steps, tt.want, tt.tries)
+			}
+			if pauses != len(m.steps)-1 {
+				t.Errorf("%d pauses between %d steps", pauses, len(m.steps))
+			}
+		})
+	}
+}
+
+func TestSearchCapacityGivesUp(t *testing.T) {
+	t.Run("a shop that never meets it", func(t *testing.T) {
+		m := &machine{capacity: 10}
+		if _, err := searchCapacity(m.step, func() {}); err == nil || len(m.steps) != 2 {
+			t.Fatalf("got %v after steps %v; want an error after two tries at 40/s", err, m.steps)
+		}
+	})
+	t.Run("an error ends the search", func(t *testing.T) {
+		stop := errors.New("interrupted")
+		n := 0
+		_, err := searchCapacity(func(float64) (bool, error) {
+			if n++; n == 3 {
+				return false, stop
+			}
+			return true, nil
+		}, func() {})
+		if !errors.Is(err, stop) || n != 3 {
+			t.Fatalf("got %v after %d steps; want the step's error after 3", err, n)
+		}
+	})
+}
