@@ -76,6 +76,16 @@ func waitFor(t *testing.T, url string, status int) {
 	t.Fatalf("%s never answered %d", url, status)
 }
 
+// waitStarted waits for start-up to be done, within ten seconds.
+func waitStarted(t *testing.T, checks *health.Checker) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !checks.Started(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("start-up never finished")
+		}
+	}
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)

@@ -64,7 +64,10 @@ func TestEverySwitchActsAtRunTime(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("server never listened")
 	}
-	waitFor(t, apiURL+"/readyz", 503) // started; readiness fails on the dead "postgres" check
+	// Readiness fails on the dead "postgres" check for good, so it cannot
+	// tell when start-up is done; before it is, every route answers 503
+	// "starting".
+	waitStarted(t, checks)
 
 	set := func(value string) {
 		t.Helper()
@@ -109,7 +112,11 @@ func TestEverySwitchActsAtRunTime(t *testing.T) {
 		{fixes.RateLimit, func() int { status("GET", "/limited", ""); return status("GET", "/limited", "") }, 429, 204, "a client over budget gets 429"},
 		{fixes.Shedding, func() int {
 			go status("GET", "/hold", "")
-			<-held
+			select {
+			case <-held:
+			case <-time.After(10 * time.Second):
+				return -2 // /hold never entered: no slot was taken
+			}
 			defer func() { hold <- struct{}{} }()
 			return status("GET", "/deadline", "") // any route: the one slot is taken
 		}, 503, 1, "excess concurrency is shed"},
