@@ -78,18 +78,29 @@ func holdAll(t *testing.T, d *db.DB, n int) (release func()) {
 	t.Helper()
 	stop := make(chan struct{})
 	held := make(chan struct{}, n)
+	failed := make(chan error, n)
 	for range n {
-		go d.Do(context.Background(), func(g *gorm.DB) error {
-			// A connection of its own, held until stop.
-			return g.Connection(func(*gorm.DB) error {
-				held <- struct{}{}
-				<-stop
-				return nil
+		go func() {
+			err := d.Do(context.Background(), func(g *gorm.DB) error {
+				// A connection of its own, held until stop.
+				return g.Connection(func(*gorm.DB) error {
+					held <- struct{}{}
+					<-stop
+					return nil
+				})
 			})
-		})
+			if err != nil {
+				failed <- err
+			}
+		}()
 	}
 	for range n {
-		<-held
+		select {
+		case <-held:
+		case err := <-failed: // a slot never taken would leave the test waiting for ever
+			close(stop)
+			t.Fatalf("holding a connection: %v", err)
+		}
 	}
 	return func() { close(stop) }
 }
