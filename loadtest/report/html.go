@@ -41,6 +41,13 @@ var (
 	pink   = color.RGBA{R: 227, G: 119, B: 194, A: 255}
 	olive  = color.RGBA{R: 188, G: 189, B: 34, A: 255}
 	cyan   = color.RGBA{R: 23, G: 190, B: 207, A: 255}
+
+	// The judged window and the faults, shaded behind the lines. NRGBA, not
+	// RGBA: color.RGBA is alpha-premultiplied, so RGBA{255, 210, 0, 90} is no
+	// colour at all (the SVG got fill:#2D225300, which browsers draw
+	// transparent).
+	windowShade = color.NRGBA{R: 255, G: 210, B: 0, A: 60}
+	faultShade  = color.NRGBA{R: 214, G: 39, B: 40, A: 40}
 )
 
 var classColor = map[load.Class]color.Color{
@@ -118,11 +125,11 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 		p.Add(b)
 		return nil
 	}
-	if err := band(s.Window[0], s.Window[1], color.RGBA{R: 255, G: 210, B: 0, A: 90}); err != nil {
+	if err := band(s.Window[0], s.Window[1], windowShade); err != nil {
 		return "", err
 	}
 	for _, f := range s.Faults {
-		if err := band(f.From, f.To, color.RGBA{R: 214, G: 39, B: 40, A: 50}); err != nil {
+		if err := band(f.From, f.To, faultShade); err != nil {
 			return "", err
 		}
 	}

@@ -202,3 +202,47 @@ func TestALoneSecondIsADot(t *testing.T) {
 		t.Fatalf("two seconds in a row are a line, not dots (%d arcs more)", two-none)
 	}
 }
+
+// The judged window is shaded yellow and a fault red, as the page says, and
+// every fill is a colour a browser draws: a premultiplied color.RGBA with a
+// low alpha once came out as fill:#2D225300, transparent, and the yellow band
+// the report promised was nowhere.
+func TestTheWindowAndTheFaultsAreShaded(t *testing.T) {
+	s := sample()
+	s.Faults = []Fault{{Kind: "postgres down", From: 3, To: 4}}
+	out, err := svg(s, charts()[0], s.Profiles[0].Timeline, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := regexp.MustCompile(`fill:(#[0-9A-Fa-f]+|none)(;fill-opacity:([\d.]+))?`)
+	shades := map[string]string{}
+	for _, m := range fill.FindAllStringSubmatch(string(out), -1) {
+		if m[1] != "none" && len(m[1]) != 7 {
+			t.Fatalf("fill %s is not a colour a browser draws", m[0])
+		}
+		if m[3] != "" {
+			shades[strings.ToUpper(m[1])] = m[3]
+		}
+	}
+	// Premultiplying and back rounds a channel by one or two.
+	near := func(a, b string) bool {
+		var x, y [3]int
+		fmt.Sscanf(a, "#%02X%02X%02X", &x[0], &x[1], &x[2])
+		fmt.Sscanf(b, "#%02X%02X%02X", &y[0], &y[1], &y[2])
+		for i := range x {
+			if d := x[i] - y[i]; d < -2 || d > 2 {
+				return false
+			}
+		}
+		return true
+	}
+	for name, colour := range map[string]string{"the judged window": "#FFD200", "the fault": "#D62728"} {
+		shaded := false
+		for fill, opacity := range shades {
+			shaded = shaded || near(fill, colour) && opacity != "0"
+		}
+		if !shaded {
+			t.Errorf("%s is not shaded %s (translucent fills: %v)", name, colour, shades)
+		}
+	}
+}
