@@ -259,11 +259,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 	sc *scenario.Scenario, p Profile, o Options) func() ([]report.Point, []timed) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	var scraped []stack.Sample
-	var restarts []int
-	var down [][]string
-	var inflight []int64
-	var seconds []timed
+	var seen scrapes
 	// The histograms at each service's last scrape; the first scrape is
 	// taken now, so that a shop that ran before (--target) counts from here.
 	type histograms struct{ refused, sched stack.Histogram }
@@ -320,43 +316,66 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 					}
 				}
 			}
-			scraped = append(scraped, order)
-			restarts = append(restarts, total)
-			down = append(down, gone)
-			inflight = append(inflight, gen.InFlight())
-			seconds = append(seconds, second)
+			seen.order = append(seen.order, order)
+			seen.restarts = append(seen.restarts, total)
+			seen.down = append(seen.down, gone)
+			seen.inflight = append(seen.inflight, gen.InFlight())
+			seen.timed = append(seen.timed, second)
 			progress(o.Progress, sc, p, rec, gen, i, order, total)
 		}
 	}()
 	return func() ([]report.Point, []timed) {
 		cancel()
 		<-done
-		var pts []report.Point
-		prevWaits := math.NaN()
-		rec.Each(func(i int, t load.Totals) {
-			pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
-				P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
-				DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(),
-				CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
-			for c, n := range t.ByClass {
-				pt.ByClass[string(c)] = n
-			}
-			if i < len(scraped) {
-				sm := scraped[i]
-				pt.DBInUse, pt.Goroutines, pt.Breakers = sm.DBInUse, sm.Goroutines, sm.BreakersOpen
-				if !math.IsNaN(sm.DBWaits) && !math.IsNaN(prevWaits) && sm.DBWaits >= prevWaits {
-					pt.DBWaits = sm.DBWaits - prevWaits
-				}
-				prevWaits = sm.DBWaits
-				pt.Restarts, pt.Down, pt.InFlight = restarts[i], down[i], inflight[i]
-				pt.RefusedP99Service, pt.SchedP99Order = p99Millis(seconds[i].refused), p99Millis(seconds[i].sched)
-				pt.SchedP99Shoppers = p99Millis(seconds[i].schedShoppers)
-				pt.CPUBusy, pt.CPUWaiting = seconds[i].cpuBusy, seconds[i].cpuWaiting
-			}
-			pts = append(pts, pt)
-		})
-		return pts, seconds
+		return seen.timeline(rec), seen.timed
 	}
+}
+
+// scrapes is what sample read, second by second: the order service's
+// sample, the restarts so far (all services), the services down, the
+// requests in flight, and what was timed.
+type scrapes struct {
+	order    []stack.Sample
+	restarts []int
+	down     [][]string
+	inflight []int64
+	timed    []timed
+}
+
+// timeline joins the shoppers' record with the scrapes, one point a second.
+// A second the services were not scraped in (answers that came after the
+// last scrape) has no samples (NaN: a gap in the charts), but its count of
+// restarts is the last one: a count does not fall back to 0.
+func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
+	var pts []report.Point
+	prevWaits := math.NaN()
+	rec.Each(func(i int, t load.Totals) {
+		pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
+			P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
+			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(),
+			CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
+		for c, n := range t.ByClass {
+			pt.ByClass[string(c)] = n
+		}
+		switch n := len(s.order); {
+		case i < n:
+			o := s.order[i]
+			pt.DBInUse, pt.Goroutines, pt.Breakers = o.DBInUse, o.Goroutines, o.BreakersOpen
+			if !math.IsNaN(o.DBWaits) && !math.IsNaN(prevWaits) && o.DBWaits >= prevWaits {
+				pt.DBWaits = o.DBWaits - prevWaits
+			}
+			prevWaits = o.DBWaits
+			pt.Restarts, pt.Down, pt.InFlight = s.restarts[i], s.down[i], s.inflight[i]
+			tm := s.timed[i]
+			pt.RefusedP99Service, pt.SchedP99Order = p99Millis(tm.refused), p99Millis(tm.sched)
+			pt.SchedP99Shoppers = p99Millis(tm.schedShoppers)
+			pt.CPUBusy, pt.CPUWaiting = tm.cpuBusy, tm.cpuWaiting
+		case n > 0:
+			pt.Restarts = s.restarts[n-1]
+		}
+		pts = append(pts, pt)
+	})
+	return pts
 }
 
 // p99Millis is the p99 of h in ms (an upper bound); NaN if h is empty.

@@ -1,0 +1,41 @@
+package replay
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/load"
+	"github.com/stampede-shop/stampede/loadtest/stack"
+)
+
+// Answers can come in after the last scrape. Their second has no samples (a
+// gap in the charts), but the restarts stand: on the chart the naive shop's
+// three restarts once fell to 0 in the last second.
+func TestTimelineAfterTheLastScrape(t *testing.T) {
+	rec := &load.Recorder{}
+	for i := range 3 {
+		rec.Add(load.Result{Due: time.Duration(i) * time.Second, Class: load.OK, Latency: 5 * time.Millisecond})
+	}
+	seen := &scrapes{
+		order:    []stack.Sample{{DBInUse: 4, Goroutines: 90, DBWaits: math.NaN()}, {DBInUse: 20, Goroutines: 900, DBWaits: math.NaN()}},
+		restarts: []int{0, 3},
+		down:     [][]string{nil, {"order"}},
+		inflight: []int64{1, 2},
+		timed:    make([]timed, 2),
+	}
+	pts := seen.timeline(rec)
+	if len(pts) != 3 {
+		t.Fatalf("%d points, want 3", len(pts))
+	}
+	if p := pts[1]; p.Restarts != 3 || p.DBInUse != 20 || p.Goroutines != 900 || len(p.Down) != 1 {
+		t.Fatalf("the last scraped second: %+v", p)
+	}
+	last := pts[2]
+	if last.Restarts != 3 {
+		t.Errorf("after the last scrape: %d restarts, want the 3 counted", last.Restarts)
+	}
+	if !math.IsNaN(last.DBInUse) || !math.IsNaN(last.Goroutines) || last.Good != 1 {
+		t.Errorf("after the last scrape: %+v; want the answers and no samples", last)
+	}
+}
