@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"image/color"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -109,6 +110,8 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 		p.Y.Min = floor
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	} else {
+		p.Y.Tick.Marker = plainTicks{}
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
@@ -168,6 +171,21 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 		out = out[i:] // drop the XML prolog: the SVG goes inline
 	}
 	return template.HTML(out), nil // #nosec G203 -- SVG drawn by gonum/plot from numbers, no user input
+}
+
+// plainTicks are gonum's default ticks, labelled without trailing zeros:
+// for an axis up to 27,000 (the naive shop's goroutines) the default labels
+// read "0.00" and "25000.00".
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i, t := range ts {
+		if t.Label != "" {
+			ts[i].Label = strconv.FormatFloat(t.Value, 'g', 10, 64)
+		}
+	}
+	return ts
 }
 
 func duration(s *Summary) int {

@@ -246,3 +246,32 @@ func TestTheWindowAndTheFaultsAreShaded(t *testing.T) {
 		}
 	}
 }
+
+// An axis up to 27,000 is labelled 0 and 25000, not "0.00" and "25000.00"
+// (gonum's default labels for that range), and small steps keep their
+// decimals.
+func TestAxisLabelsHaveNoTrailingZeros(t *testing.T) {
+	labels := func(max float64) []string {
+		var ls []string
+		for _, tk := range (plainTicks{}).Ticks(0, max) {
+			if tk.Label != "" {
+				ls = append(ls, tk.Label)
+			}
+		}
+		return ls
+	}
+	for max, want := range map[float64]string{27000: "[0 25000]", 7000: "[0 3000 6000]", 1.08: "[0 0.5 1]"} {
+		if got := fmt.Sprint(labels(max)); got != want {
+			t.Errorf("axis to %v: labels %s, want %s", max, got, want)
+		}
+	}
+	s := sample()
+	c := chart{title: "goroutines", unit: "goroutines", series: []series{{"goroutines", purple, func(p Point) float64 { return p.Goroutines }}}}
+	out, err := svg(s, c, s.Profiles[0].Timeline, 27000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svg := string(out); !strings.Contains(svg, ">25000<") || strings.Contains(svg, "25000.00") {
+		t.Error("the chart's y axis is not labelled 25000")
+	}
+}
