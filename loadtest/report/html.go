@@ -178,8 +178,8 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 // read "0.00" and "25000.00".
 type plainTicks struct{}
 
-func (plainTicks) Ticks(min, max float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(min, max)
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
 	for i, t := range ts {
 		if t.Label != "" {
 			ts[i].Label = strconv.FormatFloat(t.Value, 'g', 10, 64)

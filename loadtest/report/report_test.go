@@ -251,18 +251,18 @@ func TestTheWindowAndTheFaultsAreShaded(t *testing.T) {
 // (gonum's default labels for that range), and small steps keep their
 // decimals.
 func TestAxisLabelsHaveNoTrailingZeros(t *testing.T) {
-	labels := func(max float64) []string {
+	labels := func(top float64) []string {
 		var ls []string
-		for _, tk := range (plainTicks{}).Ticks(0, max) {
+		for _, tk := range (plainTicks{}).Ticks(0, top) {
 			if tk.Label != "" {
 				ls = append(ls, tk.Label)
 			}
 		}
 		return ls
 	}
-	for max, want := range map[float64]string{27000: "[0 25000]", 7000: "[0 3000 6000]", 1.08: "[0 0.5 1]"} {
-		if got := fmt.Sprint(labels(max)); got != want {
-			t.Errorf("axis to %v: labels %s, want %s", max, got, want)
+	for top, want := range map[float64]string{27000: "[0 25000]", 7000: "[0 3000 6000]", 1.08: "[0 0.5 1]"} {
+		if got := fmt.Sprint(labels(top)); got != want {
+			t.Errorf("axis to %v: labels %s, want %s", top, got, want)
 		}
 	}
 	s := sample()
