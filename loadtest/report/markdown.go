@@ -65,7 +65,7 @@ func Millis(ms float64) string {
 	case ms == 0 || math.IsNaN(ms):
 		return "–"
 	case ms >= 1000:
-		return fmt.Sprintf("%.2f s", ms/1000)
+		return fmt.Sprintf("%.3g s", ms/1000) // 1.25 s, 10 s
 	case ms >= 10:
 		return fmt.Sprintf("%.0f ms", ms)
 	default:

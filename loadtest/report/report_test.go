@@ -275,3 +275,11 @@ func TestAxisLabelsHaveNoTrailingZeros(t *testing.T) {
 		t.Error("the chart's y axis is not labelled 25000")
 	}
 }
+
+func TestMillis(t *testing.T) {
+	for ms, want := range map[float64]string{0: "–", 0.45: "0.5 ms", 4.6: "4.6 ms", 139.4: "139 ms", 4790: "4.79 s", 10000: "10 s", 30000: "30 s"} {
+		if got := Millis(ms); got != want {
+			t.Errorf("Millis(%v) = %q, want %q", ms, got, want)
+		}
+	}
+}
