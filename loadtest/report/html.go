@@ -113,8 +113,6 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 	} else {
 		p.Y.Tick.Marker = plainTicks{}
 	}
-	p.Legend.Top = true
-	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 
 	// The judged window shaded yellow, the faults red.
@@ -137,7 +135,7 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 		}
 	}
 	for _, ser := range c.series {
-		for i, seg := range segments(pts, ser.value, floor, ymax) {
+		for _, seg := range segments(pts, ser.value, floor, ymax) {
 			l, err := plotter.NewLine(seg)
 			if err != nil {
 				return "", err
@@ -145,9 +143,6 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 			l.Color = ser.color
 			l.Width = vg.Points(1.5)
 			p.Add(l)
-			if i == 0 {
-				p.Legend.Add(ser.name, l)
-			}
 			if len(seg) == 1 { // a lone second between two gaps: a line of one point draws nothing
 				dot, err := plotter.NewScatter(seg)
 				if err != nil {
@@ -214,7 +209,26 @@ func ymax(s *Summary, c chart) float64 {
 
 type row struct {
 	Profile Profile
-	Charts  []template.HTML
+	Charts  []figure
+}
+
+// figure is one chart and its legend. The legend is HTML under the chart,
+// not gonum's inside it, where it covered the lines it names (the naive
+// shop's goroutines peak right under it).
+type figure struct {
+	SVG    template.HTML
+	Legend []legendItem
+}
+
+type legendItem struct{ Name, Color string }
+
+func legend(c chart) []legendItem {
+	var items []legendItem
+	for _, ser := range c.series {
+		r, g, b, _ := ser.color.RGBA()
+		items = append(items, legendItem{ser.name, fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8)})
+	}
+	return items
 }
 
 // HTML renders the report page.
@@ -232,7 +246,7 @@ func HTML(s *Summary) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Charts = append(r.Charts, g)
+			r.Charts = append(r.Charts, figure{SVG: g, Legend: legend(c)})
 		}
 		rows = append(rows, r)
 	}
@@ -259,7 +273,8 @@ table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding
 th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 .grid{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem}.grid svg{width:100%;height:auto}
 .held{color:#1a7f37}.failed{color:#cf222e}section{border-top:2px solid #ddd;margin-top:2rem}
-.legend span{display:inline-block;margin-right:1rem}.sw{width:1rem;height:.7rem;display:inline-block;vertical-align:middle}
+figure{margin:0}.legend{font-size:13px;padding:0 1rem 1rem 3rem}
+.legend span{display:inline-block;margin-right:1rem}.sw{width:1rem;height:.2rem;display:inline-block;vertical-align:middle}
 </style></head><body>
 <h1>Stampede replay: <code>{{.S.Scenario}}</code></h1>
 <p>{{.S.Description}}</p>
@@ -280,7 +295,7 @@ the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded
 {{range .Rows}}<section><h2>{{.Profile.Name}} <small><code>FIXES={{.Profile.Fixes}}</code></small></h2>
 <ul>{{range .Profile.Verdicts}}<li class="{{if .Held}}held{{else}}failed{{end}}">{{if .Held}}✔{{else}}✘{{end}} {{.Claim}} — {{.Seen}}</li>{{end}}
 {{if .Profile.Broken}}{{range .Profile.Broken}}<li class="failed">✘ invariant broken: {{.}}</li>{{end}}{{else}}<li class="held">✔ invariants hold</li>{{end}}</ul>
-<div class="grid">{{range .Charts}}<figure>{{.}}</figure>{{end}}</div>
+<div class="grid">{{range .Charts}}<figure>{{.SVG}}<figcaption class="legend">{{range .Legend}}<span><i class="sw" style="background:{{.Color}}"></i> {{.Name}}</span> {{end}}</figcaption></figure>{{end}}</div>
 {{if .Profile.Events}}<details><summary>Supervisor events ({{len .Profile.Events}})</summary><ul>{{range .Profile.Events}}<li>{{.At.Format "15:04:05.000"}} {{.Service}}: {{.What}} {{.Detail}}</li>{{end}}</ul></details>{{end}}
 </section>{{end}}
 <script type="application/json" id="summary">{{.JSON}}</script>

@@ -139,6 +139,13 @@ func TestReportRendersInChromium(t *testing.T) {
 	if strings.Count(page, "<svg") != 2*len(charts()) {
 		t.Fatalf("rendered %d charts", strings.Count(page, "<svg"))
 	}
+	// Each chart has its legend under it, a swatch of its colour per line.
+	legends := regexp.MustCompile(`<figcaption class="legend">`).FindAllStringIndex(page, -1)
+	swatch := regexp.MustCompile(`<i class="sw" style="background:\s*(#[0-9a-f]{6}|rgb\(\d+, \d+, \d+\))`)
+	if len(legends) != 2*len(charts()) || !strings.Contains(page, "some task waiting for a CPU</span>") ||
+		len(swatch.FindAllString(page, -1)) < 2*len(charts()) {
+		t.Fatalf("%d legends, %d swatches", len(legends), len(swatch.FindAllString(page, -1)))
+	}
 	for _, line := range strings.Split(stderr.String(), "\n") {
 		if strings.Contains(line, "CONSOLE") || strings.Contains(line, "Uncaught") {
 			t.Fatalf("the page logged an error: %s", line)
