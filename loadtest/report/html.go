@@ -81,14 +81,14 @@ func charts() []chart {
 			{"in use", blue, func(p Point) float64 { return p.DBInUse }},
 			{"waits/s", red, func(p Point) float64 { return p.DBWaits }},
 		}},
-		{title: "The machine's CPUs", unit: "% (of CPU time · of the second)", series: []series{
+		{title: "The machine's CPUs", unit: "% of CPU time · of the second", series: []series{
 			{"busy", blue, func(p Point) float64 { return p.CPUBusy }},
 			{"some task waiting for a CPU", red, func(p Point) float64 { return p.CPUWaiting }},
 		}},
-		{title: "Order service: goroutines", unit: "goroutines", series: []series{
+		{title: "Order service: goroutines", series: []series{
 			{"goroutines", purple, func(p Point) float64 { return p.Goroutines }},
 		}},
-		{title: "Breakers open · restarts", unit: "count", series: []series{
+		{title: "Breakers open · restarts", series: []series{
 			{"breakers open", orange, func(p Point) float64 { return p.Breakers }},
 			{"restarts", red, func(p Point) float64 { return float64(p.Restarts) }},
 		}},
@@ -99,8 +99,13 @@ func charts() []chart {
 // (ymax) and the phases and the judged window marked.
 func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) {
 	p := plot.New()
+	// The unit goes in the title, not along the y axis: gonum takes the
+	// length of a y label from the plot's height, and "% of CPU time · of
+	// the second" left the plot little more than half of it.
 	p.Title.Text = c.title
-	p.Y.Label.Text = c.unit
+	if c.unit != "" {
+		p.Title.Text += " — " + c.unit
+	}
 	p.X.Label.Text = "seconds"
 	p.X.Min, p.X.Max = 0, float64(duration(s))
 	p.Y.Min, p.Y.Max = 0, ymax

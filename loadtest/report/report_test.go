@@ -290,3 +290,35 @@ func TestMillis(t *testing.T) {
 		}
 	}
 }
+
+// Every chart's plot is as tall as the others. gonum takes the length of a
+// y-axis label from the plot's height: with the units along the y axis, the
+// CPUs' plot ("% of CPU time · of the second") kept little more than half.
+// The judged window's band spans the plot from bottom to top. (The width of
+// the tick labels still moves it by a few points: "10000" against "3".)
+func TestEveryPlotIsAsTallAsTheOthers(t *testing.T) {
+	s := sample()
+	band := regexp.MustCompile(`<path d="M[\d.]+,([\d.]+)L[\d.]+,[\d.]+L[\d.]+,([\d.]+)L[\d.]+,[\d.]+Z" style="fill:#[0-9A-F]{6};fill-opacity`)
+	heights := map[string]float64{}
+	for _, c := range charts() {
+		out, err := svg(s, c, s.Profiles[0].Timeline, ymax(s, c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := band.FindStringSubmatch(string(out))
+		if m == nil {
+			t.Fatalf("%s: no band", c.title)
+		}
+		var lo, hi float64
+		fmt.Sscan(m[1], &lo)
+		fmt.Sscan(m[2], &hi)
+		heights[c.title] = hi - lo
+	}
+	first := heights[charts()[0].title]
+	for title, h := range heights {
+		if math.Abs(h-first) > 5 {
+			t.Errorf("plots %v tall; %q differs", heights, title)
+			break
+		}
+	}
+}
