@@ -43,13 +43,7 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 	}
 	defer st.Close()
 	mix := o.Scenario.Mix
-	last := 0.0
-	step := func(rate float64) (bool, error) {
-		again := ""
-		if rate == last {
-			again = " (again)"
-		}
-		last = rate
+	step := func(rate float64, again bool) (bool, error) {
 		rec := &load.Recorder{}
 		gen := &load.Generator{MaxInFlight: inFlightBound()}
 		start := time.Now()
@@ -61,11 +55,14 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 		t := rec.Window(time.Second, 5*time.Second) // the first second settles the pools
 		loss := 1 - float64(t.Good())/float64(max(t.Offered, 1))
 		ok := t.GoodP(0.99) <= capacityP99 && loss <= capacityLoss
-		verdict := "✔"
+		verdict, note := "✔", ""
 		if !ok {
 			verdict = "✘"
 		}
-		fmt.Fprintf(o.Progress, "  %s %5.0f/s │ good %5.0f/s │ p99 %8s │ lost %4.1f %%%s\n", verdict, rate, t.Goodput(), report.Millis(t.GoodP(0.99)), 100*loss, again)
+		if again {
+			note = " (again)"
+		}
+		fmt.Fprintf(o.Progress, "  %s %5.0f/s │ good %5.0f/s │ p99 %8s │ lost %4.1f %%%s\n", verdict, rate, t.Goodput(), report.Millis(t.GoodP(0.99)), 100*loss, note)
 		return ok, nil
 	}
 	good, err := searchCapacity(step, func() {
@@ -83,15 +80,16 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 // last step that met it and the first that did not. A step that misses is
 // tried once more: on a machine shared with other work a stall of a few
 // hundred milliseconds can sink one step, and the capacity sets the scale of
-// the whole scenario. pause runs between steps.
-func searchCapacity(step func(rate float64) (bool, error), pause func()) (float64, error) {
+// the whole scenario. step is told when it is that second try; pause runs
+// between steps.
+func searchCapacity(step func(rate float64, again bool) (bool, error), pause func()) (float64, error) {
 	meets := func(rate float64) (bool, error) {
-		ok, err := step(rate)
+		ok, err := step(rate, false)
 		if ok || err != nil {
 			return ok, err
 		}
 		pause()
-		return step(rate)
+		return step(rate, true)
 	}
 	good, bad := 0.0, 0.0
 	for rate := 40.0; rate < 20_000; rate *= 1.5 {

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -12,9 +13,17 @@ type machine struct {
 	capacity float64
 	stalls   map[float64]bool
 	steps    []float64
+	agains   []float64 // the steps the search called second tries
 }
 
-func (m *machine) step(rate float64) (bool, error) {
+func (m *machine) step(rate float64, again bool) (bool, error) {
+	if again {
+		if len(m.steps) == 0 || m.steps[len(m.steps)-1] != rate {
+			m.agains = append(m.agains, -rate) // not a second try of the step before: marked wrong
+		} else {
+			m.agains = append(m.agains, rate)
+		}
+	}
 	m.steps = append(m.steps, rate)
 	if m.stalls[rate] {
 		delete(m.stalls, rate)
@@ -56,6 +65,17 @@ func TestSearchCapacity(t *testing.T) {
 			if pauses != len(m.steps)-1 {
 				t.Errorf("%d pauses between %d steps", pauses, len(m.steps))
 			}
+			// A step is called a second try exactly when it repeats the one
+			// before (the progress line marks it "again").
+			var repeats []float64
+			for i := 1; i < len(m.steps); i++ {
+				if m.steps[i] == m.steps[i-1] {
+					repeats = append(repeats, m.steps[i])
+				}
+			}
+			if fmt.Sprint(m.agains) != fmt.Sprint(repeats) {
+				t.Errorf("second tries %v, want %v", m.agains, repeats)
+			}
 		})
 	}
 }
@@ -70,7 +90,7 @@ func TestSearchCapacityGivesUp(t *testing.T) {
 	t.Run("an error ends the search", func(t *testing.T) {
 		stop := errors.New("interrupted")
 		n := 0
-		_, err := searchCapacity(func(float64) (bool, error) {
+		_, err := searchCapacity(func(float64, bool) (bool, error) {
 			if n++; n == 3 {
 				return false, stop
 			}
