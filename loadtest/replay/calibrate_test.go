@@ -13,15 +13,15 @@ type machine struct {
 	capacity float64
 	stalls   map[float64]bool
 	steps    []float64
-	agains   []float64 // the steps the search called second tries
+	retries  []float64 // the steps the search called second tries
 }
 
 func (m *machine) step(rate float64, again bool) (bool, error) {
 	if again {
 		if len(m.steps) == 0 || m.steps[len(m.steps)-1] != rate {
-			m.agains = append(m.agains, -rate) // not a second try of the step before: marked wrong
+			m.retries = append(m.retries, -rate) // not a second try of the step before: marked wrong
 		} else {
-			m.agains = append(m.agains, rate)
+			m.retries = append(m.retries, rate)
 		}
 	}
 	m.steps = append(m.steps, rate)
@@ -73,8 +73,8 @@ func TestSearchCapacity(t *testing.T) {
 					repeats = append(repeats, m.steps[i])
 				}
 			}
-			if fmt.Sprint(m.agains) != fmt.Sprint(repeats) {
-				t.Errorf("second tries %v, want %v", m.agains, repeats)
+			if fmt.Sprint(m.retries) != fmt.Sprint(repeats) {
+				t.Errorf("second tries %v, want %v", m.retries, repeats)
 			}
 		})
 	}
