@@ -240,8 +240,9 @@ func legend(c chart) []legendItem {
 func HTML(s *Summary) ([]byte, error) {
 	cs := charts()
 	tops := make([]float64, len(cs))
+	legends := make([][]legendItem, len(cs)) // the same under every profile's chart
 	for i, c := range cs {
-		tops[i] = ymax(s, c)
+		tops[i], legends[i] = ymax(s, c), legend(c)
 	}
 	var rows []row
 	for _, pr := range s.Profiles {
@@ -251,7 +252,7 @@ func HTML(s *Summary) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Charts = append(r.Charts, figure{SVG: g, Legend: legend(c)})
+			r.Charts = append(r.Charts, figure{SVG: g, Legend: legends[i]})
 		}
 		rows = append(rows, r)
 	}
