@@ -60,30 +60,34 @@ func (h *harness) awaitSlow(t *testing.T) {
 	}
 }
 
-// waitFor polls url until it answers status; ten seconds is patience for a
-// loaded CI machine, not a speed requirement.
-func waitFor(t *testing.T, url string, status int) {
+// eventually polls ok until it holds; ten seconds is patience for a loaded
+// CI machine, not a speed requirement.
+func eventually(t *testing.T, ok func() bool, failure string, args ...any) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == status {
-				return
-			}
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf(failure, args...)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("%s never answered %d", url, status)
 }
 
-// waitStarted waits for start-up to be done, within ten seconds.
+// waitFor polls url until it answers status.
+func waitFor(t *testing.T, url string, status int) {
+	t.Helper()
+	eventually(t, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == status
+	}, "%s never answered %d", url, status)
+}
+
+// waitStarted waits for start-up to be done.
 func waitStarted(t *testing.T, checks *health.Checker) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !checks.Started(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("start-up never finished")
-		}
-	}
+	eventually(t, checks.Started, "start-up never finished")
 }
 
 func get(t *testing.T, url string) (int, string) {
