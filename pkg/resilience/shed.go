@@ -60,6 +60,10 @@ const (
 	cpuWindow     = 100 * time.Millisecond
 	cpuMinSamples = 50
 	cpuMinRate    = 10 // admissions a second: never shut the door completely
+	// cpuMinBurst is the least the cap's bucket holds: a bucket of one
+	// token at 100/s would refuse any two requests that merely arrive
+	// within 10 ms of each other.
+	cpuMinBurst = 10
 )
 
 func (s ShedSettings) withDefaults() ShedSettings {
@@ -129,8 +133,9 @@ type Shedder struct {
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
 	// rate of work done since the last read; a window without raises it by
-	// a twentieth, and lifts it once it is twice that rate. The cap is a
-	// token bucket holding cpuWindow/10 of it.
+	// a twentieth, and lifts it once it is twice that rate.
+	// The cap is a token bucket holding cpuWindow/10 of it, and at least
+	// cpuMinBurst.
 	cpuRate  *rate.Limiter
 	done     int          // requests released since the last read of the CPU wait
 	doneFrom time.Time    // when that count started
@@ -334,7 +339,7 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		sh.cpuRate.SetLimitAt(now, rate.Inf)
 		return
 	}
-	burst := max(1, int(capped*cpuWindow.Seconds()/10))
+	burst := max(cpuMinBurst, int(capped*cpuWindow.Seconds()/10))
 	if math.IsInf(was, 1) { // a cap that engages starts with its bucket full
 		sh.cpuRate = rate.NewLimiter(rate.Limit(capped), burst)
 		return

@@ -208,59 +208,98 @@ func TestShedderSeesThroughBurstsOfFreedSlots(t *testing.T) {
 	})
 }
 
+// cpuWatcher is a Shedder whose CPU wait a test sets (busy: 5 ms, p99;
+// calm: 0.1 ms), watched against a 2 ms CPUWait unless watched is false.
+type cpuWatcher struct {
+	sh   *resilience.Shedder
+	busy atomic.Bool
+}
+
+func newCPUWatcher(watched bool) *cpuWatcher {
+	w := &cpuWatcher{}
+	s := resilience.ShedSettings{InitialLimit: 100, CPUWaitSource: func() (time.Duration, uint64) { // what runtime/metrics would say
+		if w.busy.Load() {
+			return 5 * time.Millisecond, 100
+		}
+		return 100 * time.Microsecond, 100
+	}}
+	if watched {
+		s.CPUWait = 2 * time.Millisecond
+	}
+	w.sh = resilience.NewShedder(s, nil)
+	return w
+}
+
+// offer sends fast requests for d, together at every tick of every, and
+// returns how many of them were admitted and how many were sent.
+func (w *cpuWatcher) offer(d, every time.Duration, together int) (admitted, sent int) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(every) {
+		for range together {
+			sent++
+			if p, err := w.sh.Acquire(context.Background()); err == nil {
+				admitted++
+				p.Release()
+			}
+		}
+	}
+	return admitted, sent
+}
+
 // While the process's goroutines wait for a CPU, the shedder admits fewer
 // requests a second, however fast they are; when they stop waiting, it
 // admits them all again. Off (CPUWait 0), the wait changes nothing.
 func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 	for _, watched := range []bool{true, false} {
 		synctest.Test(t, func(t *testing.T) {
-			var busy atomic.Bool
-			source := func() (time.Duration, uint64) { // what runtime/metrics would say
-				if busy.Load() {
-					return 5 * time.Millisecond, 100
-				}
-				return 100 * time.Microsecond, 100
-			}
-			s := resilience.ShedSettings{InitialLimit: 100, CPUWaitSource: source}
-			if watched {
-				s.CPUWait = 2 * time.Millisecond
-			}
-			sh := resilience.NewShedder(s, nil)
+			w := newCPUWatcher(watched)
 			// Fast requests, one a millisecond: the concurrency limit never binds.
-			admitted := func(d time.Duration) int {
-				n := 0
-				for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
-					if p, err := sh.Acquire(context.Background()); err == nil {
-						n++
-						p.Release()
-					}
-				}
-				return n
-			}
-			admitted(time.Second)
-			if n := admitted(500 * time.Millisecond); n < 495 {
+			w.offer(time.Second, time.Millisecond, 1)
+			if n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1); n < 495 {
 				t.Fatalf("watched %v, CPUs free: %d of 500 admitted", watched, n)
 			}
-			busy.Store(true)
-			admitted(500 * time.Millisecond)
-			n := admitted(500 * time.Millisecond)
+			w.busy.Store(true)
+			w.offer(500*time.Millisecond, time.Millisecond, 1)
+			n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1)
 			if watched && n > 300 {
-				t.Fatalf("goroutines waiting for a CPU: %d of 500 admitted in the second half second, want at most 300", n)
+				t.Fatalf("goroutines waiting for a CPU: %d of 500 admitted in the next half second, want at most 300", n)
 			}
 			if !watched && n < 495 {
 				t.Fatalf("not watched: %d of 500 admitted while goroutines waited", n)
 			}
-			if c := sh.CPUCap(); (c > 0) != watched {
+			if c := w.sh.CPUCap(); (c > 0) != watched {
 				t.Fatalf("watched %v, goroutines waiting: CPUCap %.0f/s", watched, c)
 			}
-			busy.Store(false)
-			admitted(3 * time.Second)
-			if n := admitted(500 * time.Millisecond); n < 495 {
+			w.busy.Store(false)
+			w.offer(3*time.Second, time.Millisecond, 1)
+			if n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1); n < 495 {
 				t.Fatalf("watched %v, CPUs free again: %d of 500 admitted", watched, n)
 			}
-			if c := sh.CPUCap(); c != 0 && c < 1000 {
+			if c := w.sh.CPUCap(); c != 0 && c < 1000 {
 				t.Fatalf("watched %v, CPUs free again: CPUCap %.0f/s, want none or above the 1000/s offered", watched, c)
 			}
 		})
 	}
+}
+
+// The cap bounds a rate, not the gap between two requests: requests that
+// arrive in pairs, 100 a second, get in at the cap's rate. (Its bucket used
+// to hold a hundredth of a second of the cap, one token below 100/s, and
+// refused the second of every pair whatever the cap.)
+func TestCPUCapIsARateNotAGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newCPUWatcher(true)
+		w.busy.Store(true) // the cap comes down below 100/s
+		w.offer(300*time.Millisecond, 20*time.Millisecond, 2)
+		w.busy.Store(false) // and climbs back, 5 % a tenth of a second, until it is lifted over 200/s
+		for range 50 {
+			c := w.sh.CPUCap()
+			n, sent := w.offer(100*time.Millisecond, 20*time.Millisecond, 2)
+			if want := min(sent, int(c/10)) - 1; c > 0 && n < want {
+				t.Fatalf("CPUCap %.0f/s, pairs at 100/s: %d of %d admitted in a tenth of a second, want at least %d", c, n, sent, want)
+			}
+		}
+		if c := w.sh.CPUCap(); c != 0 {
+			t.Fatalf("CPU calm for 5 s: CPUCap %.0f/s, want it lifted", c)
+		}
+	})
 }
