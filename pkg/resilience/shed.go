@@ -60,9 +60,6 @@ const (
 	cpuWindow     = 100 * time.Millisecond
 	cpuMinSamples = 50
 	cpuMinRate    = 10 // admissions a second: never shut the door completely
-	// cpuCalmDecay is how fast the best rate done in a calm window is
-	// forgotten, a window at a time: by half in 5 s (0.986^50).
-	cpuCalmDecay = 0.986
 	// cpuMinBurst is the least the cap's bucket holds: a bucket of one
 	// token at 100/s would refuse any two requests that merely arrive
 	// within 10 ms of each other.
@@ -135,13 +132,11 @@ type Shedder struct {
 	// request only to refuse it too, waits its turn for a CPU before any
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
-	// rate of work done since the last read, but not below Backoff times
-	// the best rate done in a calm window lately (calm); a window without
-	// raises it by a twentieth, and lifts it once it is twice that rate.
+	// rate of work done since the last read; a window without raises it by
+	// a twentieth, and lifts it once it is twice that rate.
 	// The cap is a token bucket holding cpuWindow/10 of it, and at least
 	// cpuMinBurst.
 	cpuRate  *rate.Limiter
-	calm     float64      // the best rate done in a calm window, decaying (cpuCalmDecay)
 	done     int          // requests released since the last read of the CPU wait
 	doneFrom time.Time    // when that count started
 	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
@@ -328,21 +323,13 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		done = float64(sh.done) / max(now.Sub(sh.doneFrom), time.Millisecond).Seconds()
 	}
 	sh.done, sh.doneFrom = 0, now
-	sh.calm *= cpuCalmDecay
-	if !busy && !math.IsInf(done, 1) {
-		sh.calm = max(sh.calm, done)
-	}
 	was := sh.cpuCap()
 	capped := was
 	switch {
 	case busy:
 		// fix: shedding — goroutines queue for a CPU: admit less, so that a
-		// refusal, too, finds a CPU at once. But no faster than a calm
-		// rate is forgotten: at a rate that ran without waiting a moment
-		// ago, the wait may be another process's, which admitting less
-		// cannot shorten; cut by a tenth every window, the cap ratcheted
-		// down to a fraction of the normal traffic.
-		capped = max(cpuMinRate, sh.calm*sh.s.Backoff, min(capped, done)*sh.s.Backoff)
+		// refusal, too, finds a CPU at once.
+		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff)
 	case capped > 2*done:
 		capped = math.Inf(1) // the cap holds nothing back
 	default:
