@@ -133,9 +133,8 @@ type Shedder struct {
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
 	// rate of work done since the last read; a window without raises it by
-	// a twentieth, and lifts it once it is twice that rate.
-	// The cap is a token bucket holding cpuWindow/10 of it, and at least
-	// cpuMinBurst.
+	// a twentieth, and lifts it once it is twice that rate. The cap is a
+	// token bucket holding cpuWindow/10 of it, and at least cpuMinBurst.
 	cpuRate  *rate.Limiter
 	done     int          // requests released since the last read of the CPU wait
 	doneFrom time.Time    // when that count started

@@ -261,7 +261,7 @@ func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 			w.offer(500*time.Millisecond, time.Millisecond, 1)
 			n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1)
 			if watched && n > 300 {
-				t.Fatalf("goroutines waiting for a CPU: %d of 500 admitted in the next half second, want at most 300", n)
+				t.Fatalf("goroutines waiting for a CPU: %d of 500 admitted in the second half second, want at most 300", n)
 			}
 			if !watched && n < 495 {
 				t.Fatalf("not watched: %d of 500 admitted while goroutines waited", n)
