@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/stampede-shop/stampede/loadtest/scenario"
 	"github.com/stampede-shop/stampede/pkg/catalog"
+	"github.com/stampede-shop/stampede/pkg/web"
 )
 
 // Targets are the base URLs of the three services' APIs.
@@ -128,9 +128,7 @@ func (s *Shop) attempt(ctx context.Context, build func(context.Context) *http.Re
 					s.ack(who, o)
 				}
 			}
-			if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil {
-				retryAfter = min(time.Duration(secs)*time.Second, 5*time.Second)
-			}
+			retryAfter = web.RetryAfter(resp.Header, 5*time.Second)
 		}
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package web is the HTTP edge every service shares: the JSON error shape of
-// DESIGN.md, JSON decoding with validation, and nothing else. Handlers return
-// errors; Abort turns any error into the one shape clients see:
+// DESIGN.md, JSON decoding with validation, the Retry-After header written
+// and read, and nothing else. Handlers return errors; Abort turns any error
+// into the one shape clients see:
 //
 //	{"error":{"code":"sold_out","message":"...","request_id":"..."}}
 package web
@@ -81,6 +82,24 @@ func Abort(c *gin.Context, log *slog.Logger, err error) {
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(we.RetryAfter.Seconds()))))
 	}
 	c.AbortWithStatusJSON(we.Status, body{Error: errorBody{Error: we, RequestID: logging.RequestID(ctx)}})
+}
+
+// RetryAfter reads an answer's Retry-After header, in either form RFC 9110
+// allows (seconds, or an HTTP date), and caps it at most: how long a client
+// should wait before asking again. It is 0 when the header is missing,
+// malformed or already past: nothing says to wait.
+func RetryAfter(h http.Header, most time.Duration) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(min(secs, int(most/time.Second)+1)) * time.Second // min: no overflow
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = time.Until(at)
+	}
+	return max(0, min(d, most))
 }
 
 // Common client errors, shared so that every service words them alike.

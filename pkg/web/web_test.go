@@ -143,3 +143,41 @@ func TestAbort(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	most := 5 * time.Second
+	soon := time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name     string
+		value    string
+		min, max time.Duration // an HTTP date counts whole seconds from now
+	}{
+		{"missing", "", 0, 0},
+		{"seconds", "2", 2 * time.Second, 2 * time.Second},
+		{"capped", "120", most, most},
+		{"too large to multiply", "99999999999999", most, most},
+		{"negative", "-3", 0, 0},
+		{"zero", "0", 0, 0},
+		{"malformed", "soon", 0, 0},
+		{"date", soon, 1 * time.Second, 3 * time.Second},
+		{"date in the past", "Wed, 21 Oct 2015 07:28:00 GMT", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.value != "" {
+				h.Set("Retry-After", tt.value)
+			}
+			if got := web.RetryAfter(h, most); got < tt.min || got > tt.max {
+				t.Fatalf("RetryAfter(%q) = %v, want %v–%v", tt.value, got, tt.min, tt.max)
+			}
+		})
+	}
+
+	t.Run("reads what Abort writes", func(t *testing.T) {
+		rec, _ := serve(t, func(c *gin.Context) { web.Abort(c, slog.New(slog.DiscardHandler), busy{}) }, nil)
+		if got := web.RetryAfter(rec.Header(), most); got != 2*time.Second {
+			t.Fatalf("RetryAfter = %v, want 2s (1.5 s rounded up)", got)
+		}
+	})
+}

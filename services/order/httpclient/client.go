@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
+	"github.com/stampede-shop/stampede/pkg/web"
 )
 
 // errNotFound is a 404 from the other service: an answer, not a failure.
@@ -98,11 +98,9 @@ func newCaller(name string, timeout time.Duration, board *fixes.Board, obs *resi
 // remembered: a shedding service refuses some requests, not every one, and
 // the breaker watches for a dependency that fails.)
 func (c caller) backOff(resp *http.Response) {
-	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if err != nil || secs <= 0 {
-		return
+	if d := web.RetryAfter(resp.Header, maxBackOff); d > 0 {
+		c.until.Store(time.Now().Add(d).UnixNano())
 	}
-	c.until.Store(time.Now().Add(min(time.Duration(secs)*time.Second, maxBackOff)).UnixNano())
 }
 
 // backingOff returns a *BackingOffError while the dependency's Retry-After
