@@ -183,9 +183,10 @@ func TestTargetMode(t *testing.T) {
 	}
 }
 
-// The capacity is measured without the CPU cap, even when the environment
-// sets one for the runs: the order service of the calibration's shop has no
-// CPU target, and the same shop without the override has the environment's.
+// The capacity is measured without the CPU cap, on by default and set here
+// by the environment for the runs: the order service of the calibration's
+// shop has no CPU target, and the same shop without the override has the
+// environment's.
 func TestCalibrationMeasuresTheShopWithoutTheCPUCap(t *testing.T) {
 	t.Setenv("SHED_TARGET_CPU_WAIT", "2ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

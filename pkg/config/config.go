@@ -194,6 +194,24 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// DurationOrOff is Duration for a limit that can be switched off: "off"
+// (or "0") returns 0.
+func (e *Env) DurationOrOff(name string, def time.Duration) time.Duration {
+	s := e.String(name, "")
+	switch s {
+	case "":
+		return def
+	case "off", "0":
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		e.fail(name, fmt.Sprintf("must be a positive duration such as 10ms, or off, got %q", s))
+		return def
+	}
+	return d
+}
+
 // URL checks that the value parses as a URL with one of the given schemes and
 // a host. The value itself is returned unchanged. The error never echoes the
 // value, because URLs carry passwords.

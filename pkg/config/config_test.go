@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stampede-shop/stampede/pkg/config"
 )
@@ -35,6 +36,10 @@ func TestLoadCommonErrors(t *testing.T) {
 		{"REDIS_URL without host", map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": "redis://"}, "REDIS_URL"},
 		{"bad duration", map[string]string{"DATABASE_URL": dbURL, "REQUEST_TIMEOUT": "soon"}, "REQUEST_TIMEOUT"},
 		{"negative duration", map[string]string{"DATABASE_URL": dbURL, "REQUEST_TIMEOUT": "-1s"}, "REQUEST_TIMEOUT"},
+		{"zero duration", map[string]string{"DATABASE_URL": dbURL, "REQUEST_TIMEOUT": "0"}, "REQUEST_TIMEOUT"},
+		{"CPU wait off", map[string]string{"DATABASE_URL": dbURL, "SHED_TARGET_CPU_WAIT": "off"}, ""},
+		{"CPU wait malformed", map[string]string{"DATABASE_URL": dbURL, "SHED_TARGET_CPU_WAIT": "never"}, "SHED_TARGET_CPU_WAIT"},
+		{"CPU wait negative", map[string]string{"DATABASE_URL": dbURL, "SHED_TARGET_CPU_WAIT": "-1ms"}, "SHED_TARGET_CPU_WAIT"},
 		{"int out of range", map[string]string{"DATABASE_URL": dbURL, "DB_MAX_OPEN_CONNS": "0"}, "DB_MAX_OPEN_CONNS"},
 		{"bad log level", map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"secret and secret file", map[string]string{"DATABASE_URL": dbURL, "ADMIN_TOKEN": "x", "ADMIN_TOKEN_FILE": secretFile}, "ADMIN_TOKEN"},
@@ -97,6 +102,20 @@ func TestLoadCommonValues(t *testing.T) {
 	}
 	if c.LogLevel != slog.LevelDebug {
 		t.Errorf("development log level: got %v, want debug", c.LogLevel)
+	}
+}
+
+// The CPU cap is on unless switched off, in either spelling.
+func TestShedCPUWait(t *testing.T) {
+	for value, want := range map[string]time.Duration{"": 10 * time.Millisecond, "2ms": 2 * time.Millisecond, "off": 0, "0": 0} {
+		e := config.New(env(map[string]string{"DATABASE_URL": dbURL, "SHED_TARGET_CPU_WAIT": value}))
+		c := config.LoadCommon(e, "order", ":8083", ":9083")
+		if err := e.Err(); err != nil {
+			t.Fatalf("%q: %v", value, err)
+		}
+		if c.Requests.ShedCPUWait != want {
+			t.Errorf("SHED_TARGET_CPU_WAIT=%q: got %v, want %v", value, c.Requests.ShedCPUWait, want)
+		}
 	}
 }
 

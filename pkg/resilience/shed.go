@@ -37,9 +37,10 @@ import (
 //     predicts its rejections too.) In the promo replay, without the
 //     prediction a third of the refusals had waited out the queue, 5–25 ms
 //     in the order service.
-//   - CPUWait 0: not watched (SHED_TARGET_CPU_WAIT sets it in the
-//     services). Otherwise a ceiling on the rate of admissions keeps a CPU
-//     free: see cpuRate. CPUWaitSource nil means RuntimeCPUWait.
+//   - CPUWait 0: not watched (the services set it from
+//     SHED_TARGET_CPU_WAIT, 10 ms by default). Otherwise a ceiling on the
+//     rate of admissions keeps a CPU free: see cpuRate. CPUWaitSource nil
+//     means RuntimeCPUWait.
 type ShedSettings struct {
 	Name          string
 	Target        time.Duration
@@ -326,8 +327,8 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 	capped := was
 	switch {
 	case busy:
-		// fix: shedding — goroutines queue for a CPU: admit less, so that a
-		// refusal, too, finds a CPU at once.
+		// fix: shedding — goroutines queue for a CPU: admit less, so that
+		// admitted work and refusals alike find one sooner.
 		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff)
 	case capped > 2*done:
 		capped = math.Inf(1) // the cap holds nothing back
