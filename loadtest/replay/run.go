@@ -352,7 +352,7 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 	rec.Each(func(i int, t load.Totals) {
 		pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
 			P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
-			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(),
+			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(), CPUCap: math.NaN(),
 			CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
 		for c, n := range t.ByClass {
 			pt.ByClass[string(c)] = n
@@ -361,6 +361,9 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 		case i < n:
 			o := s.order[i]
 			pt.DBInUse, pt.Goroutines, pt.Breakers = o.DBInUse, o.Goroutines, o.BreakersOpen
+			if o.CPUCap > 0 { // 0: no cap; a gap in the chart, not a cap at zero
+				pt.CPUCap = o.CPUCap
+			}
 			if !math.IsNaN(o.DBWaits) && !math.IsNaN(prevWaits) && o.DBWaits >= prevWaits {
 				pt.DBWaits = o.DBWaits - prevWaits
 			}

@@ -68,6 +68,7 @@ func charts() []chart {
 		{title: "Goodput vs offered", unit: "requests/s", series: []series{
 			{"offered", grey, func(p Point) float64 { return float64(p.Offered) }},
 			{"goodput", green, func(p Point) float64 { return float64(p.Good) }},
+			{"order service's CPU cap (admissions/s)", orange, func(p Point) float64 { return p.CPUCap }},
 		}},
 		{title: "Latency: good answers, refusals", unit: "ms (log)", log: true, series: []series{
 			{"p50 good", blue, func(p Point) float64 { return p.P50 }},

@@ -126,6 +126,9 @@ type Point struct {
 	DBWaits    float64        `json:"db_waits"`   // waits for a connection this second, order service
 	Goroutines float64        `json:"goroutines"` // order service
 	Breakers   float64        `json:"breakers"`   // open or half-open, all services
+	// CPUCap is the order service's ceiling on admissions a second while its
+	// goroutines wait for a CPU (NaN, -1 in JSON: none, or no scrape).
+	CPUCap float64 `json:"cpu_cap_order_per_s"`
 	// RefusedP99Service is the p99 of the 429/503 refusals the services
 	// timed this second (NaN: none).
 	RefusedP99Service float64  `json:"refused_p99_service_ms"`
@@ -169,7 +172,7 @@ func sanitize(s *Summary) *Summary {
 		p.Timeline = append([]Point(nil), p.Timeline...)
 		for j := range p.Timeline {
 			pt := &p.Timeline[j]
-			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.RefusedP99Service, &pt.SchedP99Order, &pt.SchedP99Shoppers, &pt.CPUBusy, &pt.CPUWaiting} {
+			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.CPUCap, &pt.RefusedP99Service, &pt.SchedP99Order, &pt.SchedP99Shoppers, &pt.CPUBusy, &pt.CPUWaiting} {
 				if math.IsNaN(*f) || math.IsInf(*f, 0) {
 					*f = -1
 				}

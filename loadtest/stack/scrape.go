@@ -22,6 +22,7 @@ type Sample struct {
 	DBWaits      float64 // waits for a connection so far (a counter)
 	BreakersOpen float64 // breakers open or half-open
 	InFlight     float64 // requests being served
+	CPUCap       float64 // the shedder's ceiling on admissions a second; 0: none
 	// Refused times the 429/503 refusals, as the service measured them
 	// (every route); nil when the scrape failed.
 	Refused *Histogram
@@ -35,7 +36,7 @@ var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: tr
 // Scrape reads the metrics of the admin listener at admin within timeout.
 func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 	nan := math.NaN()
-	s := Sample{Goroutines: nan, DBOpen: nan, DBInUse: nan, DBWaits: nan, BreakersOpen: nan, InFlight: nan} // what a failed scrape knows
+	s := Sample{Goroutines: nan, DBOpen: nan, DBInUse: nan, DBWaits: nan, BreakersOpen: nan, InFlight: nan, CPUCap: nan} // what a failed scrape knows
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)
@@ -76,6 +77,7 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		DBWaits:      sum("go_sql_wait_count_total", nil),
 		BreakersOpen: float64(count(families["breaker_state"], notClosed)),
 		InFlight:     sum("http_requests_in_flight", nil),
+		CPUCap:       sum("shed_cpu_cap_per_second", nil),
 		Refused:      histogram(families["http_request_duration_seconds"], "outcome", "refused"),
 		Sched:        histogram(families["go_sched_latencies_seconds"], "", ""),
 	}

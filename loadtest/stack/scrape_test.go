@@ -8,12 +8,14 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
 )
 
@@ -89,6 +91,40 @@ func TestScrapeReadsRefusals(t *testing.T) {
 	}
 	if s.Sched == nil || len(s.Sched.Bounds) < 5 || s.Sched.Total() == 0 {
 		t.Errorf("the scheduler's latency histogram was not read: %+v", s.Sched)
+	}
+}
+
+// Scrape reads the shedder's CPU cap from the series it exports: none (0)
+// while the goroutines do not wait for a CPU, the cap once they do.
+func TestScrapeReadsTheCPUCap(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	var busy atomic.Bool
+	sh := resilience.NewShedder(resilience.ShedSettings{Name: "order", CPUWait: time.Millisecond,
+		CPUWaitSource: func() (time.Duration, uint64) { // what runtime/metrics would say
+			if busy.Load() {
+				return 5 * time.Millisecond, 100
+			}
+			return 100 * time.Microsecond, 100
+		}}, resilience.NewObserver(reg, nil))
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	serve := func(d time.Duration) { // a request a millisecond for d
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			if p, err := sh.Acquire(context.Background()); err == nil {
+				p.Release()
+			}
+		}
+	}
+
+	serve(250 * time.Millisecond)
+	if got := Scrape(context.Background(), srv.URL, time.Second).CPUCap; got != 0 {
+		t.Fatalf("CPUs free: CPUCap %v, want 0 (none)", got)
+	}
+	busy.Store(true)
+	serve(350 * time.Millisecond) // the first window over the target only starts the count
+	got, want := Scrape(context.Background(), srv.URL, time.Second).CPUCap, sh.CPUCap()
+	if want <= 0 || got != want {
+		t.Fatalf("goroutines waiting: scraped CPUCap %v, the shedder's %v; want the same, above 0", got, want)
 	}
 }
 

@@ -16,6 +16,7 @@ type Observer struct {
 	rejected    *prometheus.CounterVec
 	limit       *prometheus.GaugeVec
 	inflight    *prometheus.GaugeVec
+	cpuCap      *prometheus.GaugeVec
 	retries     *prometheus.CounterVec
 	stale       prometheus.Counter
 }
@@ -39,6 +40,10 @@ func NewObserver(reg prometheus.Registerer, log *slog.Logger) *Observer {
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shed_inflight", Help: "Requests admitted and not yet finished.",
 		}, []string{"name"}),
+		cpuCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shed_cpu_cap_per_second",
+			Help: "The ceiling on admissions a second while goroutines wait for a CPU (SHED_TARGET_CPU_WAIT); 0: none.",
+		}, []string{"name"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retry_attempts_total", Help: "Retries, by whether the retry budget allowed them.",
 		}, []string{"name", "allowed"}),
@@ -46,7 +51,7 @@ func NewObserver(reg prometheus.Registerer, log *slog.Logger) *Observer {
 			Name: "fallback_stale_served_total", Help: "Last good copies served because loading failed.",
 		}),
 	}
-	reg.MustRegister(o.state, o.transitions, o.rejected, o.limit, o.inflight, o.retries, o.stale)
+	reg.MustRegister(o.state, o.transitions, o.rejected, o.limit, o.inflight, o.cpuCap, o.retries, o.stale)
 	return o
 }
 

@@ -177,6 +177,11 @@ func (sh *Shedder) Limit() int {
 func (sh *Shedder) CPUCap() float64 {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	return sh.cpuCapOrZero()
+}
+
+// cpuCapOrZero is CPUCap for a caller that holds mu.
+func (sh *Shedder) cpuCapOrZero() float64 {
 	if c := sh.cpuCap(); !math.IsInf(c, 1) {
 		return c
 	}
@@ -368,5 +373,6 @@ func (sh *Shedder) report() {
 	if sh.obs != nil {
 		sh.obs.limit.WithLabelValues(sh.s.Name).Set(sh.limit)
 		sh.obs.inflight.WithLabelValues(sh.s.Name).Set(float64(sh.inflight))
+		sh.obs.cpuCap.WithLabelValues(sh.s.Name).Set(sh.cpuCapOrZero())
 	}
 }

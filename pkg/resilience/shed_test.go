@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/resilience/overload"
 )
@@ -212,6 +214,7 @@ func TestShedderSeesThroughBurstsOfFreedSlots(t *testing.T) {
 // calm: 0.1 ms), watched against a 2 ms CPUWait unless watched is false.
 type cpuWatcher struct {
 	sh   *resilience.Shedder
+	reg  *prometheus.Registry // where its Observer reports
 	busy atomic.Bool
 }
 
@@ -226,8 +229,25 @@ func newCPUWatcher(watched bool) *cpuWatcher {
 	if watched {
 		s.CPUWait = 2 * time.Millisecond
 	}
-	w.sh = resilience.NewShedder(s, nil)
+	w.reg = prometheus.NewRegistry()
+	w.sh = resilience.NewShedder(s, resilience.NewObserver(w.reg, nil))
 	return w
+}
+
+// gauge reads the Observer's series name (one series) as Prometheus would.
+func (w *cpuWatcher) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := w.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return 0
 }
 
 // offer sends fast requests for d, together at every tick of every, and
@@ -266,8 +286,12 @@ func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 			if !watched && n < 495 {
 				t.Fatalf("not watched: %d of 500 admitted while goroutines waited", n)
 			}
-			if c := w.sh.CPUCap(); (c > 0) != watched {
+			c := w.sh.CPUCap()
+			if (c > 0) != watched {
 				t.Fatalf("watched %v, goroutines waiting: CPUCap %.0f/s", watched, c)
+			}
+			if g := w.gauge(t, "shed_cpu_cap_per_second"); g != c {
+				t.Fatalf("watched %v: shed_cpu_cap_per_second %.0f, CPUCap %.0f", watched, g, c)
 			}
 			w.busy.Store(false)
 			w.offer(3*time.Second, time.Millisecond, 1)
@@ -276,6 +300,9 @@ func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 			}
 			if c := w.sh.CPUCap(); c != 0 && c < 1000 {
 				t.Fatalf("watched %v, CPUs free again: CPUCap %.0f/s, want none or above the 1000/s offered", watched, c)
+			}
+			if g, c := w.gauge(t, "shed_cpu_cap_per_second"), w.sh.CPUCap(); g != c {
+				t.Fatalf("watched %v, CPUs free again: shed_cpu_cap_per_second %.0f, CPUCap %.0f", watched, g, c)
 			}
 		})
 	}
