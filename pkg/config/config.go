@@ -182,31 +182,29 @@ func (e *Env) Int(name string, def, lo, hi int) int {
 // Duration returns the variable as a positive time.Duration ("250ms", "5s"),
 // or def when unset.
 func (e *Env) Duration(name string, def time.Duration) time.Duration {
-	s := e.String(name, "")
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		e.fail(name, fmt.Sprintf("must be a positive duration such as 500ms or 5s, got %q", s))
-		return def
-	}
-	return d
+	return e.positive(name, e.String(name, ""), def, "500ms or 5s")
 }
 
 // DurationOrOff is Duration for a limit that can be switched off: "off"
 // (or "0") returns 0.
 func (e *Env) DurationOrOff(name string, def time.Duration) time.Duration {
-	s := e.String(name, "")
-	switch s {
-	case "":
-		return def
+	switch s := e.String(name, ""); s {
 	case "off", "0":
 		return 0
+	default:
+		return e.positive(name, s, def, "10ms, or off")
+	}
+}
+
+// positive parses s, the value of name, as a positive duration; def when s
+// is empty or wrong (and then the error says what would do: examples).
+func (e *Env) positive(name, s string, def time.Duration, examples string) time.Duration {
+	if s == "" {
+		return def
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		e.fail(name, fmt.Sprintf("must be a positive duration such as 10ms, or off, got %q", s))
+		e.fail(name, fmt.Sprintf("must be a positive duration such as %s, got %q", examples, s))
 		return def
 	}
 	return d

@@ -162,6 +162,7 @@ func NewShedder(s ShedSettings, obs *Observer) *Shedder {
 	s = s.withDefaults()
 	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit), cpuRate: rate.NewLimiter(rate.Inf, 1)}
 	sh.report()
+	sh.reportCPUCap()
 	return sh
 }
 
@@ -272,6 +273,7 @@ func (p *Permit) Release() {
 	sh.done++
 	if cpuRead {
 		sh.adjustCPURate(now, cpuBusy)
+		sh.reportCPUCap() // only here does it move: not on every request
 	}
 	switch {
 	case rtt > sh.s.Target:
@@ -373,6 +375,13 @@ func (sh *Shedder) report() {
 	if sh.obs != nil {
 		sh.obs.limit.WithLabelValues(sh.s.Name).Set(sh.limit)
 		sh.obs.inflight.WithLabelValues(sh.s.Name).Set(float64(sh.inflight))
+	}
+}
+
+// reportCPUCap exports the CPU cap (0: none). The caller holds mu, or owns
+// the Shedder still.
+func (sh *Shedder) reportCPUCap() {
+	if sh.obs != nil {
 		sh.obs.cpuCap.WithLabelValues(sh.s.Name).Set(sh.cpuCapOrZero())
 	}
 }
