@@ -209,6 +209,9 @@ func (t Totals) GoodP(q float64) float64 { return quantile(t.good, q) }
 // RefusalP returns the q-quantile of refusals' latency in ms.
 func (t Totals) RefusalP(q float64) float64 { return quantile(t.refusals, q) }
 
+// Refusals is the number of refusals (429/503 the services chose to send).
+func (t Totals) Refusals() int { return len(t.refusals) }
+
 // Share returns the fraction of offered requests in class c.
 func (t Totals) Share(c Class) float64 {
 	if t.Offered == 0 {

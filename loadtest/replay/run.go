@@ -353,7 +353,10 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 		pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
 			P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
 			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(), CPUCap: math.NaN(),
-			CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
+			RefusedP99Shoppers: math.NaN(), CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
+		if t.Refusals() > 0 { // none: a gap in the chart, not a refusal in 0 ms
+			pt.RefusedP99Shoppers = t.RefusalP(0.99)
+		}
 		for c, n := range t.ByClass {
 			pt.ByClass[string(c)] = n
 		}

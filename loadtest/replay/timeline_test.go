@@ -17,6 +17,7 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	for i := range 3 {
 		rec.Add(load.Result{Due: time.Duration(i) * time.Second, Class: load.OK, Latency: 5 * time.Millisecond})
 	}
+	rec.Add(load.Result{Due: time.Second, Class: load.Shed, Latency: 7 * time.Millisecond})
 	seen := &scrapes{
 		order:    []stack.Sample{{DBInUse: 4, Goroutines: 90, DBWaits: math.NaN()}, {DBInUse: 20, Goroutines: 900, DBWaits: math.NaN()}},
 		restarts: []int{0, 3},
@@ -31,11 +32,15 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	if p := pts[1]; p.Restarts != 3 || p.DBInUse != 20 || p.Goroutines != 900 || len(p.Down) != 1 {
 		t.Fatalf("the last scraped second: %+v", p)
 	}
+	if pts[1].RefusedP99Shoppers != 7 || !math.IsNaN(pts[0].RefusedP99Shoppers) {
+		t.Errorf("shoppers' refusals p99: %v in the second with one refusal in 7 ms, %v in one with none (want a gap)",
+			pts[1].RefusedP99Shoppers, pts[0].RefusedP99Shoppers)
+	}
 	last := pts[2]
 	if last.Restarts != 3 {
 		t.Errorf("after the last scrape: %d restarts, want the 3 counted", last.Restarts)
 	}
-	if !math.IsNaN(last.DBInUse) || !math.IsNaN(last.Goroutines) || last.Good != 1 {
+	if !math.IsNaN(last.DBInUse) || !math.IsNaN(last.Goroutines) || last.Good != 1 || !math.IsNaN(last.RefusedP99Shoppers) {
 		t.Errorf("after the last scrape: %+v; want the answers and no samples", last)
 	}
 }

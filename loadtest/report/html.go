@@ -68,12 +68,14 @@ func charts() []chart {
 		{title: "Goodput vs offered", unit: "requests/s", series: []series{
 			{"offered", grey, func(p Point) float64 { return float64(p.Offered) }},
 			{"goodput", green, func(p Point) float64 { return float64(p.Good) }},
+			{"of it served stale (a fallback copy)", blue, func(p Point) float64 { return float64(p.Stale) }},
 			{"order service's CPU cap (admissions/s)", orange, func(p Point) float64 { return p.CPUCap }},
 		}},
 		{title: "Latency: good answers, refusals", unit: "ms (log)", log: true, series: []series{
 			{"p50 good", blue, func(p Point) float64 { return p.P50 }},
 			{"p99 good", red, func(p Point) float64 { return p.P99 }},
 			{"p99 refusals, in the services (≤)", grey, func(p Point) float64 { return p.RefusedP99Service }},
+			{"p99 refusals, at the shoppers", brown, func(p Point) float64 { return p.RefusedP99Shoppers }},
 			{"p99 wait for a CPU, order service (≤)", orange, func(p Point) float64 { return p.SchedP99Order }},
 			{"p99 wait for a CPU, shoppers (≤)", purple, func(p Point) float64 { return p.SchedP99Shoppers }},
 		}},

@@ -32,9 +32,10 @@ func sample() *Summary {
 		for t := range 8 {
 			pt := Point{T: t, Offered: 75 + 600*t%3, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
 				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4,
-				RefusedP99Service: 0.5, CPUBusy: 60 + 5*float64(t), CPUWaiting: 30 + 8*float64(t)}
+				RefusedP99Service: 0.5, RefusedP99Shoppers: 3, Stale: t % 2, CPUBusy: 60 + 5*float64(t), CPUWaiting: 30 + 8*float64(t)}
 			if t == 3 {
 				pt.DBInUse, pt.Goroutines, pt.RefusedP99Service = math.NaN(), math.NaN(), math.NaN() // the process was down
+				pt.RefusedP99Shoppers = math.NaN()                                                   // and refused nothing
 			}
 			if t == 6 {
 				pt.CPUBusy, pt.CPUWaiting = math.NaN(), math.NaN() // not known on this system
@@ -64,8 +65,8 @@ func TestReportFilesAgree(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if pt := s.Profiles[0].Timeline[3]; pt.DBInUse != -1 || pt.RefusedP99Service != -1 {
-		t.Fatalf("a missing scrape should be -1 in JSON, got %v and %v", pt.DBInUse, pt.RefusedP99Service)
+	if pt := s.Profiles[0].Timeline[3]; pt.DBInUse != -1 || pt.RefusedP99Service != -1 || pt.RefusedP99Shoppers != -1 {
+		t.Fatalf("a missing scrape or no refusal should be -1 in JSON, got %v, %v and %v", pt.DBInUse, pt.RefusedP99Service, pt.RefusedP99Shoppers)
 	}
 	html := read(t, filepath.Join(dir, "report.html"))
 	md := read(t, filepath.Join(dir, "summary.md"))

@@ -130,15 +130,17 @@ type Point struct {
 	// goroutines wait for a CPU (NaN, -1 in JSON: none, or no scrape).
 	CPUCap float64 `json:"cpu_cap_order_per_s"`
 	// RefusedP99Service is the p99 of the 429/503 refusals the services
-	// timed this second (NaN: none).
-	RefusedP99Service float64  `json:"refused_p99_service_ms"`
-	SchedP99Order     float64  `json:"sched_p99_order_ms"`    // p99 wait for a CPU, order service's goroutines
-	SchedP99Shoppers  float64  `json:"sched_p99_shoppers_ms"` // the same, the replay's own goroutines
-	CPUBusy           float64  `json:"cpu_busy_pct"`          // the machine's CPUs, NaN: not known here
-	CPUWaiting        float64  `json:"cpu_waiting_pct"`       // share of the second some runnable task waited for a CPU
-	InFlight          int64    `json:"generator_in_flight"`
-	Restarts          int      `json:"restarts"` // so far, all services
-	Down              []string `json:"down,omitempty"`
+	// timed this second (NaN: none); RefusedP99Shoppers the same refusals
+	// as the shoppers timed them, from when each was due to the answer.
+	RefusedP99Service  float64  `json:"refused_p99_service_ms"`
+	RefusedP99Shoppers float64  `json:"refused_p99_shoppers_ms"`
+	SchedP99Order      float64  `json:"sched_p99_order_ms"`    // p99 wait for a CPU, order service's goroutines
+	SchedP99Shoppers   float64  `json:"sched_p99_shoppers_ms"` // the same, the replay's own goroutines
+	CPUBusy            float64  `json:"cpu_busy_pct"`          // the machine's CPUs, NaN: not known here
+	CPUWaiting         float64  `json:"cpu_waiting_pct"`       // share of the second some runnable task waited for a CPU
+	InFlight           int64    `json:"generator_in_flight"`
+	Restarts           int      `json:"restarts"` // so far, all services
+	Down               []string `json:"down,omitempty"`
 }
 
 // Write writes summary.json, summary.md and report.html into dir.
@@ -172,7 +174,7 @@ func sanitize(s *Summary) *Summary {
 		p.Timeline = append([]Point(nil), p.Timeline...)
 		for j := range p.Timeline {
 			pt := &p.Timeline[j]
-			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.CPUCap, &pt.RefusedP99Service, &pt.SchedP99Order, &pt.SchedP99Shoppers, &pt.CPUBusy, &pt.CPUWaiting} {
+			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.CPUCap, &pt.RefusedP99Service, &pt.RefusedP99Shoppers, &pt.SchedP99Order, &pt.SchedP99Shoppers, &pt.CPUBusy, &pt.CPUWaiting} {
 				if math.IsNaN(*f) || math.IsInf(*f, 0) {
 					*f = -1
 				}
