@@ -56,13 +56,22 @@ var classColor = map[load.Class]color.Color{
 	load.InProgress: blue, load.ClientError: pink, load.Timeout: brown, load.Refused: grey,
 }
 
-func charts() []chart {
+// charts are the charts of a report whose shops the replay supervised (it
+// counted their restarts) or not (-target).
+func charts(supervised bool) []chart {
 	errs := chart{title: "Errors by class", unit: "requests/s"}
 	for _, c := range load.Classes {
 		if c.Good() {
 			continue
 		}
 		errs.series = append(errs.series, series{string(c), classColor[c], func(p Point) float64 { return float64(p.ByClass[string(c)]) }})
+	}
+	breakers := chart{title: "Breakers open", series: []series{{"breakers open", orange, func(p Point) float64 { return p.Breakers }}}}
+	if supervised {
+		// A shop driven with -target restarts at its orchestrator's hands,
+		// out of the replay's sight: no line at 0 that says none did.
+		breakers.title += " · restarts"
+		breakers.series = append(breakers.series, series{"restarts", red, func(p Point) float64 { return float64(p.Restarts) }})
 	}
 	return []chart{
 		{title: "Goodput vs offered", unit: "requests/s", series: []series{
@@ -91,10 +100,7 @@ func charts() []chart {
 		{title: "Order service: goroutines", series: []series{
 			{"goroutines", purple, func(p Point) float64 { return p.Goroutines }},
 		}},
-		{title: "Breakers open · restarts", series: []series{
-			{"breakers open", orange, func(p Point) float64 { return p.Breakers }},
-			{"restarts", red, func(p Point) float64 { return float64(p.Restarts) }},
-		}},
+		breakers,
 	}
 }
 
@@ -241,7 +247,11 @@ func legend(c chart) []legendItem {
 
 // HTML renders the report page.
 func HTML(s *Summary) ([]byte, error) {
-	cs := charts()
+	supervised := true
+	for _, pr := range s.Profiles {
+		supervised = supervised && pr.Supervised
+	}
+	cs := charts(supervised)
 	tops := make([]float64, len(cs))
 	legends := make([][]legendItem, len(cs)) // the same under every profile's chart
 	for i, c := range cs {
@@ -269,7 +279,7 @@ func HTML(s *Summary) ([]byte, error) {
 }
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ms": Millis, "atMost": AtMost, "recovery": Recovery, "errors": Errors,
+	"ms": Millis, "atMost": AtMost, "recovery": Recovery, "errors": Errors, "restarts": RestartsCell,
 	"pct": func(v float64) string { return fmt.Sprintf("%.0f %%", v) },
 	"rps": func(v float64) string { return fmt.Sprintf("%.0f", v) },
 }).Parse(`<!doctype html>
@@ -297,7 +307,7 @@ the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded
 {{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td>
 <td>{{rps .Headline.GoodputRPS}}</td><td data-key="goodput_pct">{{pct .Headline.GoodputPct}}</td>
 <td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td data-key="p99_refusal_ms">{{atMost .Headline.P99RefusalService}} / {{ms .Headline.P99Refusal}}</td><td>{{errors .Headline.ErrorRate}}</td>
-<td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{.Headline.Restarts}}</td>
+<td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{restarts .}}</td>
 <td data-key="oversold_units">{{.Headline.Oversold}}</td><td data-key="missing_orders">{{.Headline.Missing}}</td>
 <td data-key="events_lost">{{.Headline.EventsLost}}</td><td>{{.Headline.EventsTwice}}</td><td>{{.Headline.Stale}}</td></tr>{{end}}{{end}}
 </tbody></table>

@@ -19,9 +19,9 @@ func Markdown(s *Summary) string {
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range s.Profiles {
 		h := p.Headline
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f | **%.0f %%** | %s | %s / %s | %s | %d s | %s | %d | %d | %d | %d / %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | **%.0f %%** | %s | %s / %s | %s | %d s | %s | %s | %d | %d | %d / %d | %d |\n",
 			p.Name, h.OfferedRPS, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), AtMost(h.P99RefusalService), Millis(h.P99Refusal), Errors(h.ErrorRate),
-			h.OutageS, Recovery(h.RecoveryS), h.Restarts, h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
+			h.OutageS, Recovery(h.RecoveryS), RestartsCell(p), h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
 	}
 	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
 	b.WriteString("late = a right answer after 1 s, when the shopper had given up (not goodput), limited = 429, shed = 503 at the door, unavailable = other 503 (pool timeout, breaker open), in_progress = 409, a retry that found the first attempt still running, ")
@@ -80,6 +80,16 @@ func Percent(pct float64) string {
 		return "not known here"
 	}
 	return fmt.Sprintf("%.0f %%", pct)
+}
+
+// RestartsCell is the profile's restarts, if the replay counted them: a
+// shop it drives with -target is supervised by its orchestrator, whose
+// restarts the replay cannot see, and 0 would claim it saw none.
+func RestartsCell(p Profile) string {
+	if !p.Supervised {
+		return "not counted"
+	}
+	return fmt.Sprint(p.Headline.Restarts)
 }
 
 // Recovery formats a recovery time.

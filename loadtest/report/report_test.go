@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,7 +25,7 @@ func sample() *Summary {
 		Phases: []Phase{{"warm-up", 0, 2, 75, 0.3}, {"spike", 2, 5, 750, 3}, {"cool-down", 5, 8, 75, 0.3}}}
 	for i, name := range []string{"naive", "resilient"} {
 		f := float64(i)
-		p := Profile{Name: name, Fixes: name, Restarts: map[string]int{"order": 1 - i},
+		p := Profile{Name: name, Fixes: name, Restarts: map[string]int{"order": 1 - i}, Supervised: i == 0, // as with -target
 			Headline: Headline{OfferedRPS: 750, GoodputRPS: 37 + 500*f, GoodputPct: 15 + 200*f, P99Good: 4790 - 4600*f,
 				P99Refusal: 12.5, P99RefusalService: 2.5, ErrorRate: map[string]float64{"timeout": 32.6 * (1 - f), "shed": 40 * f}, RecoveryS: -1 + 3*f, Restarts: 1 - i},
 			Verdicts: []Verdict{{Claim: "a claim", Held: i == 1, Seen: "seen"}},
@@ -75,9 +76,13 @@ func TestReportFilesAgree(t *testing.T) {
 		if row == "" {
 			t.Fatalf("no headline row for %s", p.Name)
 		}
+		restarts := fmt.Sprint(p.Headline.Restarts)
+		if !p.Supervised {
+			restarts = "not counted" // the orchestrator's to count, not 0
+		}
 		for key, want := range map[string]string{
 			"goodput_pct": fmt.Sprintf("%.0f %%", p.Headline.GoodputPct), "p99_good_ms": Millis(p.Headline.P99Good),
-			"restarts": fmt.Sprint(p.Headline.Restarts), "oversold_units": fmt.Sprint(p.Headline.Oversold),
+			"restarts": restarts, "oversold_units": fmt.Sprint(p.Headline.Oversold),
 			"missing_orders": fmt.Sprint(p.Headline.Missing), "events_lost": fmt.Sprint(p.Headline.EventsLost),
 			"p99_refusal_ms": AtMost(p.Headline.P99RefusalService) + " / " + Millis(p.Headline.P99Refusal),
 		} {
@@ -89,15 +94,35 @@ func TestReportFilesAgree(t *testing.T) {
 			p.Headline.GoodputRPS, p.Headline.GoodputPct, Millis(p.Headline.P99Good), AtMost(p.Headline.P99RefusalService), Millis(p.Headline.P99Refusal))) {
 			t.Errorf("%s: Markdown row disagrees with the JSON:\n%s", p.Name, md)
 		}
+		if !regexp.MustCompile(`(?m)^\| ` + p.Name + ` \|.* \| ` + restarts + ` \| \d+ \| \d+ \| \d+ / \d+ \| \d+ \|$`).MatchString(md) {
+			t.Errorf("%s: Markdown restarts are not %q:\n%s", p.Name, restarts, md)
+		}
 	}
 	if strings.Contains(html, "<b>escaped</b>") {
 		t.Fatal("the description was not escaped")
 	}
-	if n := strings.Count(html, "<svg"); n != 2*len(charts()) {
-		t.Fatalf("%d charts, want %d per profile", n, len(charts()))
+	if n := strings.Count(html, "<svg"); n != 2*len(charts(true)) {
+		t.Fatalf("%d charts, want %d per profile", n, len(charts(true)))
 	}
 	if strings.Contains(html, "http://") && !strings.Contains(html, "http://www.w3.org/") || strings.Contains(html, "<script src") || strings.Contains(html, "<link") {
 		t.Fatal("the report must be self-contained: no external resources")
+	}
+}
+
+// Restarts are charted only where the replay counted them: a shop driven with
+// -target (here, the resilient profile) restarts out of its sight, and a
+// line at 0 would say it saw none.
+func TestRestartsChartedOnlyWhereCounted(t *testing.T) {
+	for _, supervised := range []bool{true, false} {
+		s := sample()
+		s.Profiles[1].Supervised = supervised
+		page, err := HTML(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(page, []byte("</i> restarts</span>")); got != supervised {
+			t.Errorf("every shop supervised: %v; a restarts line in the legend: %v", supervised, got)
+		}
 	}
 }
 
@@ -137,14 +162,14 @@ func TestReportRendersInChromium(t *testing.T) {
 			t.Fatalf("rendered DOM lacks %q", want)
 		}
 	}
-	if strings.Count(page, "<svg") != 2*len(charts()) {
+	if strings.Count(page, "<svg") != 2*len(charts(true)) {
 		t.Fatalf("rendered %d charts", strings.Count(page, "<svg"))
 	}
 	// Each chart has its legend under it, a swatch of its colour per line.
 	legends := regexp.MustCompile(`<figcaption class="legend">`).FindAllStringIndex(page, -1)
 	swatch := regexp.MustCompile(`<i class="sw" style="background:\s*(#[0-9a-f]{6}|rgb\(\d+, \d+, \d+\))`)
-	if len(legends) != 2*len(charts()) || !strings.Contains(page, "some task waiting for a CPU</span>") ||
-		len(swatch.FindAllString(page, -1)) < 2*len(charts()) {
+	if len(legends) != 2*len(charts(true)) || !strings.Contains(page, "some task waiting for a CPU</span>") ||
+		len(swatch.FindAllString(page, -1)) < 2*len(charts(true)) {
 		t.Fatalf("%d legends, %d swatches", len(legends), len(swatch.FindAllString(page, -1)))
 	}
 	for _, line := range strings.Split(stderr.String(), "\n") {
@@ -218,7 +243,7 @@ func TestALoneSecondIsADot(t *testing.T) {
 func TestTheWindowAndTheFaultsAreShaded(t *testing.T) {
 	s := sample()
 	s.Faults = []Fault{{Kind: "postgres down", From: 3, To: 4}}
-	out, err := svg(s, charts()[0], s.Profiles[0].Timeline, 1000)
+	out, err := svg(s, charts(true)[0], s.Profiles[0].Timeline, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +326,7 @@ func TestEveryPlotIsAsTallAsTheOthers(t *testing.T) {
 	s := sample()
 	band := regexp.MustCompile(`<path d="M[\d.]+,([\d.]+)L[\d.]+,[\d.]+L[\d.]+,([\d.]+)L[\d.]+,[\d.]+Z" style="fill:#[0-9A-F]{6};fill-opacity`)
 	heights := map[string]float64{}
-	for _, c := range charts() {
+	for _, c := range charts(true) {
 		out, err := svg(s, c, s.Profiles[0].Timeline, ymax(s, c))
 		if err != nil {
 			t.Fatal(err)
@@ -315,7 +340,7 @@ func TestEveryPlotIsAsTallAsTheOthers(t *testing.T) {
 		fmt.Sscan(m[2], &hi)
 		heights[c.title] = hi - lo
 	}
-	first := heights[charts()[0].title]
+	first := heights[charts(true)[0].title]
 	for title, h := range heights {
 		if math.Abs(h-first) > 5 {
 			t.Errorf("plots %v tall; %q differs", heights, title)

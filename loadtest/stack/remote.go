@@ -104,7 +104,7 @@ func (r *Remote) Up() map[string]bool {
 
 // PostgresDown disables or enables Toxiproxy's "postgres" proxy.
 func (r *Remote) PostgresDown(down bool) error {
-	return r.toxiproxy(http.MethodPost, "/proxies/postgres", fmt.Sprintf(`{"enabled":%t}`, !down))
+	return r.toxiproxy(http.MethodPatch, "/proxies/postgres", fmt.Sprintf(`{"enabled":%t}`, !down)) // POST is deprecated
 }
 
 // SlowUsers adds or removes a latency toxic on Toxiproxy's "users" proxy.

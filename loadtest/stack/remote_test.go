@@ -1,0 +1,129 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// -target breaks the compose stack through its Toxiproxy's HTTP API. Here the
+// API is Toxiproxy's own (the module the compose image is built from, at the
+// same version), loaded with the proxies of the compose file's
+// toxiproxy.json pointed at this machine: Postgres is cut and comes back, and
+// the user service's latency toxic is added and removed.
+func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	srv := httptest.NewServer(api.Routes())
+	defer srv.Close()
+	defer api.Collection.Clear()
+
+	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer users.Close()
+	var proxies []map[string]any
+	data, err := os.ReadFile("../../deploy/compose/toxiproxy/toxiproxy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &proxies); err != nil {
+		t.Fatal(err)
+	}
+	upstream := map[string]string{"postgres": "127.0.0.1:5432", "users": strings.TrimPrefix(users.URL, "http://")}
+	for _, p := range proxies {
+		name, _ := p["name"].(string)
+		if upstream[name] == "" {
+			t.Fatalf("toxiproxy.json has a proxy %q the replay does not use", name)
+		}
+		p["listen"], p["upstream"] = "127.0.0.1:0", upstream[name]
+	}
+	if len(proxies) != len(upstream) {
+		t.Fatalf("toxiproxy.json has %d proxies, want postgres and users", len(proxies))
+	}
+	body, _ := json.Marshal(proxies)
+	resp, err := http.Post(srv.URL+"/populate", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var populated struct {
+		Proxies []struct{ Name, Listen string }
+	}
+	err = json.NewDecoder(resp.Body).Decode(&populated)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("populate: %d %v", resp.StatusCode, err)
+	}
+	pgVia := ""
+	for _, p := range populated.Proxies {
+		if p.Name == "postgres" {
+			pgVia = p.Listen
+		}
+	}
+
+	r := &Remote{Toxiproxy: srv.URL}
+	connects := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, "postgres://postgres@"+pgVia+"/postgres?sslmode=disable")
+		if err != nil {
+			return false
+		}
+		defer conn.Close(ctx)
+		return conn.Ping(ctx) == nil
+	}
+	if !connects() {
+		t.Fatal("Postgres is not reachable through the proxy before the fault")
+	}
+	if err := r.PostgresDown(true); err != nil {
+		t.Fatal(err)
+	}
+	if connects() {
+		t.Error("Postgres is reachable through the proxy while it is down")
+	}
+	if err := r.PostgresDown(false); err != nil {
+		t.Fatal(err)
+	}
+	if !connects() {
+		t.Error("Postgres is not reachable through the proxy after it came back")
+	}
+
+	toxics := func() []map[string]any {
+		resp, err := http.Get(srv.URL + "/proxies/users/toxics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ts []map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&ts); err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	if err := r.SlowUsers(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ts := toxics()
+	if len(ts) != 1 || ts[0]["type"] != "latency" || ts[0]["stream"] != "downstream" {
+		t.Fatalf("toxics on users: %v", ts)
+	}
+	if attrs, _ := ts[0]["attributes"].(map[string]any); attrs["latency"] != float64(2000) {
+		t.Fatalf("latency toxic: %v, want 2000 ms", ts[0])
+	}
+	if err := r.SlowUsers(0); err != nil {
+		t.Fatal(err)
+	}
+	if ts := toxics(); len(ts) != 0 {
+		t.Fatalf("toxics left on users: %v", ts)
+	}
+	if err := (&Remote{}).PostgresDown(true); err == nil || !strings.Contains(err.Error(), "-toxiproxy") {
+		t.Errorf("without -toxiproxy: %v", err)
+	}
+}
