@@ -3,6 +3,8 @@ package replay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-shop/stampede/loadtest/load"
 	"github.com/stampede-shop/stampede/loadtest/report"
 	"github.com/stampede-shop/stampede/loadtest/scenario"
 	"github.com/stampede-shop/stampede/loadtest/stack"
+	"github.com/stampede-shop/stampede/pkg/catalog"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
@@ -161,6 +165,28 @@ func TestTargetMode(t *testing.T) {
 	for _, svc := range stack.Services {
 		remote.APIs[svc], remote.Admins[svc], remote.Databases[svc] = native.API(svc), native.Admin(svc), native.Database(svc)
 	}
+	// The hot SKU sold out, as an earlier profile leaves it on a running
+	// shop: each profile's report must say its spike was no flash sale.
+	buyer := &load.Shop{Client: load.NewClient(), Targets: load.Targets{User: native.API("user"), Search: native.API("search"), Order: native.API("order")}}
+	if err := buyer.Register(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		left, err := remote.HotStock(ctx)
+		if err != nil || left == 0 || i == 20 {
+			if err != nil || left != 0 {
+				t.Fatalf("hot SKU: %d left after %d orders, %v", left, i, err)
+			}
+			break
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, native.API("order")+"/v1/orders",
+			strings.NewReader(fmt.Sprintf(`{"items":[{"product_id":%d,"quantity":%d}]}`, catalog.HotProductID, min(left, 10))))
+		req.Header = http.Header{"Authorization": {"Bearer " + buyer.Shoppers[0].Token}, "Content-Type": {"application/json"},
+			"Idempotency-Key": {fmt.Sprintf("sell-out-%d", i)}}
+		if r := testkit.DoRequest(t, req); r.Status != http.StatusCreated {
+			t.Fatalf("order %d for the hot SKU: %d %s", i, r.Status, r.Raw)
+		}
+	}
 	promo, _ := scenario.Load("promo")
 	naive, _ := ParseProfile("naive")
 	ablation, _ := ParseProfile("resilient-shedding")
@@ -172,6 +198,9 @@ func TestTargetMode(t *testing.T) {
 	for _, p := range s.Profiles {
 		if p.Supervised || p.Restarts != nil || len(p.Broken) > 0 || p.Invariants.Acknowledged == 0 {
 			t.Fatalf("%s: supervised %v, restarts %v, broken %v, invariants %+v", p.Name, p.Supervised, p.Restarts, p.Broken, p.Invariants)
+		}
+		if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "hot SKU was sold out") {
+			t.Errorf("%s: notes %q; want one that the hot SKU was sold out before it began", p.Name, p.Notes)
 		}
 	}
 	// The last profile's fixes are in force on every service.

@@ -291,7 +291,7 @@ body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1600px;paddi
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 .grid{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem}.grid svg{width:100%;height:auto}
-.held{color:#1a7f37}.failed{color:#cf222e}section{border-top:2px solid #ddd;margin-top:2rem}
+.held{color:#1a7f37}.failed{color:#cf222e}.note{color:#9a6700}section{border-top:2px solid #ddd;margin-top:2rem}
 figure{margin:0}.legend{font-size:13px;padding:0 1rem 1rem 3rem}
 .legend span{display:inline-block;margin-right:1rem}.sw{width:1rem;height:.2rem;display:inline-block;vertical-align:middle}
 </style></head><body>
@@ -312,7 +312,7 @@ the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded
 <td data-key="events_lost">{{.Headline.EventsLost}}</td><td>{{.Headline.EventsTwice}}</td><td>{{.Headline.Stale}}</td></tr>{{end}}{{end}}
 </tbody></table>
 {{range .Rows}}<section><h2>{{.Profile.Name}} <small><code>FIXES={{.Profile.Fixes}}</code></small></h2>
-<ul>{{range .Profile.Verdicts}}<li class="{{if .Held}}held{{else}}failed{{end}}">{{if .Held}}✔{{else}}✘{{end}} {{.Claim}} — {{.Seen}}</li>{{end}}
+<ul>{{range .Profile.Notes}}<li class="note">⚠ {{.}}</li>{{end}}{{range .Profile.Verdicts}}<li class="{{if .Held}}held{{else}}failed{{end}}">{{if .Held}}✔{{else}}✘{{end}} {{.Claim}} — {{.Seen}}</li>{{end}}
 {{if .Profile.Broken}}{{range .Profile.Broken}}<li class="failed">✘ invariant broken: {{.}}</li>{{end}}{{else}}<li class="held">✔ invariants hold</li>{{end}}</ul>
 <div class="grid">{{range .Charts}}<figure>{{.SVG}}<figcaption class="legend">{{range .Legend}}<span><i class="sw" style="background:{{.Color}}"></i> {{.Name}}</span> {{end}}</figcaption></figure>{{end}}</div>
 {{if .Profile.Events}}<details><summary>Supervisor events ({{len .Profile.Events}})</summary><ul>{{range .Profile.Events}}<li>{{.At.Format "15:04:05.000"}} {{.Service}}: {{.What}} {{.Detail}}</li>{{end}}</ul></details>{{end}}

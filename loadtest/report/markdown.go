@@ -31,6 +31,9 @@ func Markdown(s *Summary) string {
 		"A refusal the service sends after the shopper has given up is a timeout to the shoppers, in their errors and not in their p99: where a shop hangs (naive), the services' number can be seconds.\n")
 	for _, p := range s.Profiles {
 		fmt.Fprintf(&b, "\n## %s (`FIXES=%s`)\n\n", p.Name, p.Fixes)
+		for _, n := range p.Notes {
+			fmt.Fprintf(&b, "- ⚠️ %s\n", n)
+		}
 		for _, v := range p.Verdicts {
 			mark := "✅"
 			if !v.Held {

@@ -109,6 +109,23 @@ func TestReportFilesAgree(t *testing.T) {
 	}
 }
 
+// A profile's notes, what a reader must know to read its numbers right, are
+// in both reports above its verdicts.
+func TestNotesAreShown(t *testing.T) {
+	s := sample()
+	s.Profiles[1].Notes = []string{"the hot SKU was <sold out>"}
+	page, err := HTML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte(`<li class="note">⚠ the hot SKU was &lt;sold out&gt;</li>`)) {
+		t.Errorf("the HTML lacks the note")
+	}
+	if md := Markdown(s); !strings.Contains(md, "## resilient (`FIXES=resilient`)\n\n- ⚠️ the hot SKU was <sold out>\n- ✅") {
+		t.Errorf("the Markdown lacks the note:\n%s", md)
+	}
+}
+
 // Restarts are charted only where the replay counted them: a shop driven with
 // -target (here, the resilient profile) restarts out of its sight, and a
 // line at 0 would say it saw none.

@@ -48,18 +48,18 @@ type Fault struct {
 
 // Profile is the scenario under one set of fixes.
 type Profile struct {
-	Name       string            `json:"name"`
-	Fixes      string            `json:"fixes"`
-	Headline   Headline          `json:"headline"`
-	Invariants stack.Invariants  `json:"invariants"`
-	Broken     []string          `json:"broken_invariants"`
-	Verdicts   []Verdict         `json:"verdicts"`
-	Timeline   []Point           `json:"timeline"`
-	Events     []stack.Event     `json:"supervisor_events"`
-	Restarts   map[string]int    `json:"restarts"`
-	Supervised bool              `json:"supervised"` // the replay ran and supervised the services (not --target)
-	Dropped    int64             `json:"dropped_by_generator"`
-	Extra      map[string]string `json:"notes,omitempty"`
+	Name       string           `json:"name"`
+	Fixes      string           `json:"fixes"`
+	Headline   Headline         `json:"headline"`
+	Invariants stack.Invariants `json:"invariants"`
+	Broken     []string         `json:"broken_invariants"`
+	Verdicts   []Verdict        `json:"verdicts"`
+	Timeline   []Point          `json:"timeline"`
+	Events     []stack.Event    `json:"supervisor_events"`
+	Restarts   map[string]int   `json:"restarts"`
+	Supervised bool             `json:"supervised"` // the replay ran and supervised the services (not --target)
+	Dropped    int64            `json:"dropped_by_generator"`
+	Notes      []string         `json:"notes,omitempty"` // what a reader must know to read the numbers right
 }
 
 // Headline is a profile's row of the headline table.

@@ -222,6 +222,11 @@ func (s *Scenario) At(t time.Duration) (Phase, int) {
 	return s.Phases[len(s.Phases)-1], len(s.Phases) - 1
 }
 
+// Sends says whether any phase of the scenario sends requests of kind k.
+func (s *Scenario) Sends(k Kind) bool {
+	return slices.ContainsFunc(s.Phases, func(p Phase) bool { return s.MixOf(p)[k] > 0 })
+}
+
 // MixOf returns the mix of phase p.
 func (s *Scenario) MixOf(p Phase) Mix {
 	if p.Mix != nil {

@@ -95,3 +95,18 @@ func TestInjectsNamesTheScenariosFaults(t *testing.T) {
 		}
 	}
 }
+
+func TestSendsNamesTheScenariosKinds(t *testing.T) {
+	for name, want := range map[string]bool{"promo": true, "db-outage": false, "slow-dependency": false} {
+		s, err := Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Sends(OrderHot); got != want {
+			t.Errorf("%s: Sends(%s) = %v, want %v", name, OrderHot, got, want)
+		}
+		if !s.Sends(Search) {
+			t.Errorf("%s sends no searches", name)
+		}
+	}
+}

@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stampede-shop/stampede/pkg/catalog"
 )
 
 // Shop is a running shop the replay drives: one it started itself
@@ -131,6 +135,23 @@ func (r *Remote) Check(ctx context.Context, acknowledged []string, products int,
 		return Invariants{}, errors.New("no databases given (-target-db): the invariants cannot be checked")
 	}
 	return check(ctx, r.Databases, acknowledged, products, settle)
+}
+
+// HotStock is what is left of the flash-sale SKU in the order service's
+// database. A running shop keeps its data from one profile to the next, so
+// the hot SKU a first profile sold out is sold out for the second.
+func (r *Remote) HotStock(ctx context.Context) (int64, error) {
+	if r.Databases["order"] == "" {
+		return 0, errors.New("no databases given (-target-db)")
+	}
+	conn, err := pgx.Connect(ctx, r.Databases["order"])
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var left int64
+	err = conn.QueryRow(ctx, `SELECT stock FROM inventory WHERE product_id = $1`, catalog.HotProductID).Scan(&left)
+	return left, err
 }
 
 // Close does nothing: the shop was running before the replay and goes on.
