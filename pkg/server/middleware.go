@@ -67,6 +67,9 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		case telemetry.ClientError:
 			level = slog.LevelInfo
 		}
+		if !log.Enabled(c.Request.Context(), level) {
+			return // before the arguments below are made: each one is an allocation
+		}
 		log.Log(c.Request.Context(), level, "request",
 			"method", c.Request.Method,
 			"route", c.FullPath(),
