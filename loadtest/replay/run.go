@@ -174,27 +174,19 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 			fmt.Fprintf(o.Progress, "    %s %s: %s %s\n", e.At.Format("15:04:05"), e.Service, e.What, e.Detail)
 		}
 	}
+	how := "starting a fresh shop"
 	if o.Target != nil {
-		fmt.Fprintf(o.Progress, "\n▶ %s · %s (FIXES=%s): switching the running shop's fixes\n", sc.Name, p.Name, p.Fixes)
-	} else {
-		fmt.Fprintf(o.Progress, "\n▶ %s · %s (FIXES=%s): starting a fresh shop\n", sc.Name, p.Name, p.Fixes)
+		how = "switching the running shop's fixes"
 	}
+	fmt.Fprintf(o.Progress, "\n▶ %s · %s (FIXES=%s): %s\n", sc.Name, p.Name, p.Fixes, how)
 	st, shop, err := prepare(ctx, o, p, onEvent)
 	if err != nil {
 		return pr, err
 	}
 	defer st.Close()
-	if o.Target != nil && sc.Sends(scenario.OrderHot) {
-		// A running shop keeps its data: what an earlier profile (or run)
-		// sold of the hot SKU is gone for this one, and "nothing oversold"
-		// is not put to the test.
-		if left, err := o.Target.HotStock(ctx); err == nil && left == 0 {
-			pr.Notes = append(pr.Notes, "the hot SKU was sold out before this profile began (a running shop keeps its data from "+
-				"earlier profiles and runs): nothing could be oversold, and a shop with the hot_row fix answered its orders "+
-				"from the Redis gate, cheaply. For a fair comparison run each profile on a fresh stack (docker compose down -v), "+
-				"or use make replay")
-			fmt.Fprintf(o.Progress, "    ⚠ %s\n", pr.Notes[len(pr.Notes)-1])
-		}
+	if note := soldOutBefore(ctx, o); note != "" {
+		pr.Notes = append(pr.Notes, note)
+		fmt.Fprintf(o.Progress, "    ⚠ %s\n", note)
 	}
 
 	rec := &load.Recorder{}
@@ -236,6 +228,23 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	pr.Timeline = points
 	pr.Headline = headline(sc, o.Capacity, rec, pr, secs)
 	return pr, nil
+}
+
+// soldOutBefore is a note for a profile that begins on a running shop whose
+// hot SKU is sold out already: a running shop keeps its data, so what an
+// earlier profile (or run) sold is gone for this one, and "nothing oversold"
+// is not put to the test. Without -target-db nothing can be read, and the
+// invariants fail the run anyway.
+func soldOutBefore(ctx context.Context, o Options) string {
+	if o.Target == nil || !o.Scenario.Sends(scenario.OrderHot) {
+		return ""
+	}
+	if left, err := o.Target.HotStock(ctx); err != nil || left > 0 {
+		return ""
+	}
+	return "the hot SKU was sold out before this profile began (a running shop keeps its data from earlier profiles " +
+		"and runs): nothing could be oversold, and a shop with the hot_row fix answered its orders from the Redis " +
+		"gate, cheaply. For a fair comparison run each profile on a fresh stack (docker compose down -v), or use make replay"
 }
 
 // faultSwitch returns what injects fault f and what ends it.
