@@ -324,13 +324,20 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			second.cpuBusy, second.cpuWaiting = cpuNow.Since(cpu)
 			cpu = cpuNow
 			order := scrape("order", 800*time.Millisecond, &second)
-			breakers := order.BreakersOpen
+			breakers, states := order.BreakersOpen, map[string]float64{}
+			for name, state := range order.Breakers {
+				states["order/"+name] = state
+			}
 			for _, svc := range []string{"user", "search"} {
-				if b := scrape(svc, 300*time.Millisecond, &second).BreakersOpen; !math.IsNaN(b) {
-					breakers = nz(breakers) + b
+				sm := scrape(svc, 300*time.Millisecond, &second)
+				if !math.IsNaN(sm.BreakersOpen) {
+					breakers = nz(breakers) + sm.BreakersOpen
+				}
+				for name, state := range sm.Breakers {
+					states[svc+"/"+name] = state
 				}
 			}
-			order.BreakersOpen = breakers
+			order.BreakersOpen, order.Breakers = breakers, states
 			total, gone := 0, []string(nil)
 			if restarts := st.Restarts(); restarts != nil { // only a supervised shop has a count to show
 				up := st.Up()
@@ -388,7 +395,7 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 		switch n := len(s.order); {
 		case i < n:
 			o := s.order[i]
-			pt.DBInUse, pt.Goroutines, pt.Breakers = o.DBInUse, o.Goroutines, o.BreakersOpen
+			pt.DBInUse, pt.Goroutines, pt.Breakers, pt.BreakerStates = o.DBInUse, o.Goroutines, o.BreakersOpen, o.Breakers
 			if o.CPUCap > 0 { // 0: no cap; a gap in the chart, not a cap at zero
 				pt.CPUCap = o.CPUCap
 			}

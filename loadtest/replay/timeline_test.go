@@ -19,7 +19,8 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	}
 	rec.Add(load.Result{Due: time.Second, Class: load.Shed, Latency: 7 * time.Millisecond})
 	seen := &scrapes{
-		order:    []stack.Sample{{DBInUse: 4, Goroutines: 90, DBWaits: math.NaN()}, {DBInUse: 20, Goroutines: 900, DBWaits: math.NaN()}},
+		order: []stack.Sample{{DBInUse: 4, Goroutines: 90, DBWaits: math.NaN()},
+			{DBInUse: 20, Goroutines: 900, DBWaits: math.NaN(), Breakers: map[string]float64{"order/user_service": 2}}},
 		restarts: []int{0, 3},
 		down:     [][]string{nil, {"order"}},
 		inflight: []int64{1, 2},
@@ -29,7 +30,7 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	if len(pts) != 3 {
 		t.Fatalf("%d points, want 3", len(pts))
 	}
-	if p := pts[1]; p.Restarts != 3 || p.DBInUse != 20 || p.Goroutines != 900 || len(p.Down) != 1 {
+	if p := pts[1]; p.Restarts != 3 || p.DBInUse != 20 || p.Goroutines != 900 || len(p.Down) != 1 || p.BreakerStates["order/user_service"] != 2 {
 		t.Fatalf("the last scraped second: %+v", p)
 	}
 	if pts[1].RefusedP99Shoppers != 7 || !math.IsNaN(pts[0].RefusedP99Shoppers) {
@@ -40,7 +41,7 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	if last.Restarts != 3 {
 		t.Errorf("after the last scrape: %d restarts, want the 3 counted", last.Restarts)
 	}
-	if !math.IsNaN(last.DBInUse) || !math.IsNaN(last.Goroutines) || last.Good != 1 || !math.IsNaN(last.RefusedP99Shoppers) {
+	if !math.IsNaN(last.DBInUse) || !math.IsNaN(last.Goroutines) || last.Good != 1 || !math.IsNaN(last.RefusedP99Shoppers) || last.BreakerStates != nil {
 		t.Errorf("after the last scrape: %+v; want the answers and no samples", last)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"html/template"
 	"image/color"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -57,8 +59,9 @@ var classColor = map[load.Class]color.Color{
 }
 
 // charts are the charts of a report whose shops the replay supervised (it
-// counted their restarts) or not (-target).
-func charts(supervised bool) []chart {
+// counted their restarts) or not (-target), with a line for each of the
+// breakers (service/name) that left the closed state.
+func charts(supervised bool, opened []string) []chart {
 	errs := chart{title: "Errors by class", unit: "requests/s"}
 	for _, c := range load.Classes {
 		if c.Good() {
@@ -73,7 +76,7 @@ func charts(supervised bool) []chart {
 		breakers.title += " · restarts"
 		breakers.series = append(breakers.series, series{"restarts", red, func(p Point) float64 { return float64(p.Restarts) }})
 	}
-	return []chart{
+	cs := []chart{
 		{title: "Goodput vs offered", unit: "requests/s", series: []series{
 			{"offered", grey, func(p Point) float64 { return float64(p.Offered) }},
 			{"goodput", green, func(p Point) float64 { return float64(p.Good) }},
@@ -102,6 +105,36 @@ func charts(supervised bool) []chart {
 		}},
 		breakers,
 	}
+	if len(opened) > 0 {
+		states := chart{title: "Breakers", unit: "0 closed · 1 half-open · 2 open"}
+		palette := []color.Color{blue, orange, green, red, purple, brown, pink, olive, cyan, grey}
+		for i, name := range opened {
+			states.series = append(states.series, series{name, palette[i%len(palette)], func(p Point) float64 {
+				if v, ok := p.BreakerStates[name]; ok {
+					return v
+				}
+				return math.NaN() // its service was not scraped this second
+			}})
+		}
+		cs = append(cs, states)
+	}
+	return cs
+}
+
+// openedBreakers is every breaker (service/name) that was half-open or open in some
+// second of some profile, in order.
+func openedBreakers(s *Summary) []string {
+	seen := map[string]bool{}
+	for _, pr := range s.Profiles {
+		for _, pt := range pr.Timeline {
+			for name, state := range pt.BreakerStates {
+				if state > 0 {
+					seen[name] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // svg draws one chart of one profile, with the y axis shared by all profiles
@@ -251,7 +284,7 @@ func HTML(s *Summary) ([]byte, error) {
 	for _, pr := range s.Profiles {
 		supervised = supervised && pr.Supervised
 	}
-	cs := charts(supervised)
+	cs := charts(supervised, openedBreakers(s))
 	tops := make([]float64, len(cs))
 	legends := make([][]legendItem, len(cs)) // the same under every profile's chart
 	for i, c := range cs {

@@ -101,8 +101,8 @@ func TestReportFilesAgree(t *testing.T) {
 	if strings.Contains(html, "<b>escaped</b>") {
 		t.Fatal("the description was not escaped")
 	}
-	if n := strings.Count(html, "<svg"); n != 2*len(charts(true)) {
-		t.Fatalf("%d charts, want %d per profile", n, len(charts(true)))
+	if n := strings.Count(html, "<svg"); n != 2*len(charts(true, nil)) {
+		t.Fatalf("%d charts, want %d per profile", n, len(charts(true, nil)))
 	}
 	if strings.Contains(html, "http://") && !strings.Contains(html, "http://www.w3.org/") || strings.Contains(html, "<script src") || strings.Contains(html, "<link") {
 		t.Fatal("the report must be self-contained: no external resources")
@@ -123,6 +123,38 @@ func TestNotesAreShown(t *testing.T) {
 	}
 	if md := Markdown(s); !strings.Contains(md, "## resilient (`FIXES=resilient`)\n\n- ⚠️ the hot SKU was <sold out>\n- ✅") {
 		t.Errorf("the Markdown lacks the note:\n%s", md)
+	}
+}
+
+// Each breaker that left the closed state gets a line of its own, named
+// service/breaker; breakers that stayed closed get none, and a report where
+// none opened has no such chart.
+func TestBreakersChartedByName(t *testing.T) {
+	const title = "0 closed · 1 half-open · 2 open"
+	s := sample()
+	page, err := HTML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(page, []byte(title)) {
+		t.Error("a chart of breakers where none left the closed state")
+	}
+	for i := range s.Profiles[1].Timeline {
+		state := 0.0
+		if i >= 3 && i < 6 {
+			state = 2
+		}
+		s.Profiles[1].Timeline[i].BreakerStates = map[string]float64{"order/postgres_reads": state, "search/postgres_reads": 0}
+	}
+	if page, err = HTML(s); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte(title)) || !bytes.Contains(page, []byte("</i> order/postgres_reads</span>")) ||
+		bytes.Contains(page, []byte("</i> search/postgres_reads</span>")) {
+		t.Error("want a chart with a line for order/postgres_reads, the breaker that opened, and none for search's")
+	}
+	if n, want := bytes.Count(page, []byte("<svg")), 2*len(charts(false, []string{"order/postgres_reads"})); n != want {
+		t.Errorf("%d charts, want %d", n, want)
 	}
 }
 
@@ -179,14 +211,14 @@ func TestReportRendersInChromium(t *testing.T) {
 			t.Fatalf("rendered DOM lacks %q", want)
 		}
 	}
-	if strings.Count(page, "<svg") != 2*len(charts(true)) {
+	if strings.Count(page, "<svg") != 2*len(charts(true, nil)) {
 		t.Fatalf("rendered %d charts", strings.Count(page, "<svg"))
 	}
 	// Each chart has its legend under it, a swatch of its colour per line.
 	legends := regexp.MustCompile(`<figcaption class="legend">`).FindAllStringIndex(page, -1)
 	swatch := regexp.MustCompile(`<i class="sw" style="background:\s*(#[0-9a-f]{6}|rgb\(\d+, \d+, \d+\))`)
-	if len(legends) != 2*len(charts(true)) || !strings.Contains(page, "some task waiting for a CPU</span>") ||
-		len(swatch.FindAllString(page, -1)) < 2*len(charts(true)) {
+	if len(legends) != 2*len(charts(true, nil)) || !strings.Contains(page, "some task waiting for a CPU</span>") ||
+		len(swatch.FindAllString(page, -1)) < 2*len(charts(true, nil)) {
 		t.Fatalf("%d legends, %d swatches", len(legends), len(swatch.FindAllString(page, -1)))
 	}
 	for _, line := range strings.Split(stderr.String(), "\n") {
@@ -260,7 +292,7 @@ func TestALoneSecondIsADot(t *testing.T) {
 func TestTheWindowAndTheFaultsAreShaded(t *testing.T) {
 	s := sample()
 	s.Faults = []Fault{{Kind: "postgres down", From: 3, To: 4}}
-	out, err := svg(s, charts(true)[0], s.Profiles[0].Timeline, 1000)
+	out, err := svg(s, charts(true, nil)[0], s.Profiles[0].Timeline, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +375,7 @@ func TestEveryPlotIsAsTallAsTheOthers(t *testing.T) {
 	s := sample()
 	band := regexp.MustCompile(`<path d="M[\d.]+,([\d.]+)L[\d.]+,[\d.]+L[\d.]+,([\d.]+)L[\d.]+,[\d.]+Z" style="fill:#[0-9A-F]{6};fill-opacity`)
 	heights := map[string]float64{}
-	for _, c := range charts(true) {
+	for _, c := range charts(true, nil) {
 		out, err := svg(s, c, s.Profiles[0].Timeline, ymax(s, c))
 		if err != nil {
 			t.Fatal(err)
@@ -357,7 +389,7 @@ func TestEveryPlotIsAsTallAsTheOthers(t *testing.T) {
 		fmt.Sscan(m[2], &hi)
 		heights[c.title] = hi - lo
 	}
-	first := heights[charts(true)[0].title]
+	first := heights[charts(true, nil)[0].title]
 	for title, h := range heights {
 		if math.Abs(h-first) > 5 {
 			t.Errorf("plots %v tall; %q differs", heights, title)

@@ -21,8 +21,11 @@ type Sample struct {
 	DBInUse      float64 // connections in use
 	DBWaits      float64 // waits for a connection so far (a counter)
 	BreakersOpen float64 // breakers open or half-open
-	InFlight     float64 // requests being served
-	CPUCap       float64 // the shedder's ceiling on admissions a second; 0: none
+	// Breakers is each breaker's state by name: 0 closed, 1 half-open,
+	// 2 open (nil when the scrape failed).
+	Breakers map[string]float64
+	InFlight float64 // requests being served
+	CPUCap   float64 // the shedder's ceiling on admissions a second; 0: none
 	// Refused times the 429/503 refusals, as the service measured them
 	// (every route); nil when the scrape failed.
 	Refused *Histogram
@@ -76,6 +79,7 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		DBInUse:      sum("go_sql_in_use_connections", nil),
 		DBWaits:      sum("go_sql_wait_count_total", nil),
 		BreakersOpen: float64(count(families["breaker_state"], notClosed)),
+		Breakers:     byLabel(families["breaker_state"], "name"),
 		InFlight:     sum("http_requests_in_flight", nil),
 		CPUCap:       sum("shed_cpu_cap_per_second", nil),
 		Refused:      histogram(families["http_request_duration_seconds"], "outcome", "refused"),
@@ -179,6 +183,19 @@ func (h Histogram) Quantile(q float64) float64 {
 		}
 	}
 	return math.Inf(1)
+}
+
+// byLabel is the gauges of family f by the value of their label name.
+func byLabel(f *dto.MetricFamily, name string) map[string]float64 {
+	m := map[string]float64{}
+	for _, g := range f.GetMetric() {
+		for _, l := range g.GetLabel() {
+			if l.GetName() == name {
+				m[l.GetValue()] = g.GetGauge().GetValue()
+			}
+		}
+	}
+	return m
 }
 
 func count(f *dto.MetricFamily, keep func(*dto.Metric) bool) int {

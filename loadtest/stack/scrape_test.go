@@ -2,6 +2,8 @@ package stack
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
 )
@@ -128,6 +131,29 @@ func TestScrapeReadsTheCPUCap(t *testing.T) {
 	}
 }
 
+// Each breaker's state is read by name from a real Observer's series: the
+// report draws one line per breaker that left the closed state.
+func TestScrapeReadsEachBreakersState(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	obs := resilience.NewObserver(reg, nil)
+	board := fixes.NewBoard(fixes.Resilient, nil)
+	reads := resilience.NewBreaker[int](resilience.BreakerSettings{Name: "postgres_reads", MinRequests: 2}, board, obs)
+	resilience.NewBreaker[int](resilience.BreakerSettings{Name: "user_service"}, board, obs)
+	down := errors.New("connection refused")
+	for range 3 {
+		_, _ = reads.Do(context.Background(), func(context.Context) (int, error) { return 0, down })
+	}
+	if reads.State() != "open" {
+		t.Fatalf("the breaker is %s after three failures", reads.State())
+	}
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	got := Scrape(context.Background(), srv.URL, time.Second)
+	if want := map[string]float64{"postgres_reads": 2, "user_service": 0}; !maps.Equal(got.Breakers, want) || got.BreakersOpen != 1 {
+		t.Fatalf("breakers %v, %v open; want %v, 1 open", got.Breakers, got.BreakersOpen, want)
+	}
+}
+
 // A failed scrape (the process is down) knows nothing: every number is NaN,
 // which the report draws as a gap, never a zero that looks like a reading.
 // Checked field by field, so that a field added later cannot default to 0.
@@ -142,7 +168,7 @@ func TestAFailedScrapeKnowsNothing(t *testing.T) {
 			if !math.IsNaN(f.Float()) {
 				t.Errorf("%s = %v, want NaN", name, f.Float())
 			}
-		case reflect.Pointer:
+		case reflect.Pointer, reflect.Map:
 			if !f.IsNil() {
 				t.Errorf("%s is set", name)
 			}
