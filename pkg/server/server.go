@@ -81,7 +81,10 @@ func New(o Options) *Server {
 	// refusal names it) and counted (the metrics time refusals too), then
 	// refused or let in. Tracing, the access log and the rest are for what
 	// is let in: in a spike most requests are refused, and a span costs more
-	// than a refusal (loadtest/MEASUREMENTS.md has the profile).
+	// than a refusal (loadtest/MEASUREMENTS.md has the profile). Recover
+	// stays inside the tracing, so that a panic's log line carries its
+	// trace_id (otelgin takes the span out of the request as it unwinds);
+	// the few lines before it, ours and the metrics', are not handlers.
 	s.api.Use(
 		RequestID(),
 		telemetry.HTTPMetrics(o.Registry),
