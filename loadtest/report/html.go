@@ -121,8 +121,8 @@ func charts(supervised bool, opened []string) []chart {
 	return cs
 }
 
-// openedBreakers is every breaker (service/name) that was half-open or open in some
-// second of some profile, in order.
+// openedBreakers is every breaker (service/name) that was half-open or open
+// in some second of some profile, sorted by name.
 func openedBreakers(s *Summary) []string {
 	seen := map[string]bool{}
 	for _, pr := range s.Profiles {

@@ -60,9 +60,9 @@ func RuntimeCPUWait() CPUWaitSource {
 // quantile estimates the q-quantile of n observations from a histogram, as
 // Prometheus' histogram_quantile does: it finds the bucket that holds the
 // rank and interpolates linearly inside it. The bucket's upper bound alone
-// would move the signal in steps of the buckets' width — the runtime's
-// buckets near 10 ms are 8.4 and 10.5 ms wide apart — and a CPUWait of 10 ms
-// would act as one of 8.4 ms: any p99 over 8.4 ms would read 10.5 ms.
+// moves in steps of a bucket — the runtime's bucket near 10 ms runs from 8.4
+// to 10.5 ms — and a CPUWait of 10 ms would act as one of 8.4 ms: any p99
+// over 8.4 ms would read 10.5 ms.
 func quantile(bounds []float64, counts []uint64, n uint64, q float64) time.Duration {
 	if n == 0 {
 		return 0
