@@ -29,6 +29,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if err := testkit.KeepStreamStore(); err != nil { // the shops here create and delete streams too
+		fmt.Fprintln(os.Stderr, "NATS with JetStream is required:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if binsDir != "" {
 		os.RemoveAll(binsDir)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -119,6 +120,9 @@ func NATS(t testing.TB) (jetstream.JetStream, string) {
 	if err != nil {
 		t.Fatalf("testkit: jetstream: %v", err)
 	}
+	if err := keepStore(js); err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
 	ns := Name("t")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -132,6 +136,44 @@ func NATS(t testing.TB) (jetstream.JetStream, string) {
 		nc.Close()
 	})
 	return js, ns
+}
+
+// KeepStreamStore makes sure the NATS server keeps its JetStream store
+// directory while tests create and delete streams in parallel; a test main
+// whose tests start services without NATS(t) calls it first.
+//
+// nats-server (2.9 here) removes an account's store directory when its last
+// stream is deleted. A stream that another test package creates at that
+// moment fails with "error creating store for stream" (could not create
+// storage directory): packages run in parallel, and each deletes its streams
+// when its tests end. One stream that is never deleted keeps the directory.
+func KeepStreamStore() error {
+	nc, err := nats.Connect(NATSURL(), nats.Timeout(3*time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return keepStore(js)
+}
+
+func keepStore(js jetstream.JetStream) error {
+	cfg := jetstream.StreamConfig{Name: "TESTKIT_KEEP_STORE", Subjects: []string{"testkit.keep-store"},
+		Storage: jetstream.FileStorage, MaxMsgs: 1, Description: "keeps the JetStream store directory; see testkit.KeepStreamStore"}
+	var err error
+	for range 5 { // its own creation can meet the race it prevents, once
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err = js.CreateOrUpdateStream(ctx, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the stream that keeps JetStream's store: %w", err)
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
