@@ -53,16 +53,13 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 	if err != nil {
 		return s
 	}
-	sum := func(name string, keep func(*dto.Metric) bool) float64 {
+	sum := func(name string) float64 {
 		f, ok := families[name]
 		if !ok {
 			return 0
 		}
 		total := 0.0
 		for _, m := range f.GetMetric() {
-			if keep != nil && !keep(m) {
-				continue
-			}
 			switch {
 			case m.GetGauge() != nil:
 				total += m.GetGauge().GetValue()
@@ -72,16 +69,16 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		}
 		return total
 	}
-	notClosed := func(m *dto.Metric) bool { return m.GetGauge().GetValue() > 0 }
+	breakers := byLabel(families["breaker_state"], "name")
 	return Sample{
-		Goroutines:   sum("go_goroutines", nil),
-		DBOpen:       sum("go_sql_open_connections", nil),
-		DBInUse:      sum("go_sql_in_use_connections", nil),
-		DBWaits:      sum("go_sql_wait_count_total", nil),
-		BreakersOpen: float64(count(families["breaker_state"], notClosed)),
-		Breakers:     byLabel(families["breaker_state"], "name"),
-		InFlight:     sum("http_requests_in_flight", nil),
-		CPUCap:       sum("shed_cpu_cap_per_second", nil),
+		Goroutines:   sum("go_goroutines"),
+		DBOpen:       sum("go_sql_open_connections"),
+		DBInUse:      sum("go_sql_in_use_connections"),
+		DBWaits:      sum("go_sql_wait_count_total"),
+		BreakersOpen: float64(notClosed(breakers)),
+		Breakers:     breakers,
+		InFlight:     sum("http_requests_in_flight"),
+		CPUCap:       sum("shed_cpu_cap_per_second"),
 		Refused:      histogram(families["http_request_duration_seconds"], "outcome", "refused"),
 		Sched:        histogram(families["go_sched_latencies_seconds"], "", ""),
 	}
@@ -198,10 +195,11 @@ func byLabel(f *dto.MetricFamily, name string) map[string]float64 {
 	return m
 }
 
-func count(f *dto.MetricFamily, keep func(*dto.Metric) bool) int {
+// notClosed counts the breakers open or half-open.
+func notClosed(states map[string]float64) int {
 	n := 0
-	for _, m := range f.GetMetric() {
-		if keep(m) {
+	for _, state := range states {
+		if state > 0 {
 			n++
 		}
 	}
