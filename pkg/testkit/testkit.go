@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,7 +161,19 @@ func KeepStreamStore() error {
 	return keepStore(js)
 }
 
+// kept is the outcome of keepStore's first call in this process: once the
+// stream exists it stays, so later tests need not ask the server again.
+var kept struct {
+	once sync.Once
+	err  error
+}
+
 func keepStore(js jetstream.JetStream) error {
+	kept.once.Do(func() { kept.err = createKeepStream(js) })
+	return kept.err
+}
+
+func createKeepStream(js jetstream.JetStream) error {
 	cfg := jetstream.StreamConfig{Name: "TESTKIT_KEEP_STORE", Subjects: []string{"testkit.keep-store"},
 		Storage: jetstream.FileStorage, MaxMsgs: 1, Description: "keeps the JetStream store directory; see testkit.KeepStreamStore"}
 	var err error
