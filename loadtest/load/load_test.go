@@ -146,3 +146,36 @@ func TestALateAnswerIsNotGoodput(t *testing.T) {
 		t.Fatal("a late 201 still placed the order: the invariants must look for it")
 	}
 }
+
+// A request sent after it was due carries its lag: the shoppers' own delay,
+// counted in its latency (the open model) and kept apart so the report can
+// time refusals from sending too.
+func TestARequestSentLateCarriesItsLag(t *testing.T) {
+	srv := newServer(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"overloaded"}}`))
+	})
+	defer srv.Close()
+	shop := &Shop{Targets: Targets{Search: srv.URL}, Client: NewClient(), Timeout: time.Second, Products: 500,
+		Shoppers: []*Shopper{{ID: 1, Token: "t", IP: "10.0.0.1"}}}
+	const late = 300 * time.Millisecond
+	var got []Result
+	shop.Send(context.Background(), scenario.Search, time.Now().Add(-late), 0, func(r Result) { got = append(got, r) })
+	if len(got) != 1 || got[0].Class != Shed {
+		t.Fatalf("attempts %+v, want one shed", got)
+	}
+	if r := got[0]; r.Lag < late || r.Latency < r.Lag {
+		t.Fatalf("sent %v after it was due, answered %v after: want a lag of at least %v, within the latency", r.Lag, r.Latency, late)
+	}
+
+	var rec Recorder
+	rec.Add(Result{Due: 100 * time.Millisecond, Class: Shed, Latency: 30 * time.Millisecond, Lag: 20 * time.Millisecond})
+	rec.Add(Result{Due: 200 * time.Millisecond, Class: Limited, Latency: 12 * time.Millisecond})
+	rec.Add(Result{Due: 300 * time.Millisecond, Class: OK, Latency: 50 * time.Millisecond, Lag: 40 * time.Millisecond})
+	w := rec.Window(0, time.Second)
+	if w.RefusalP(0.99) != 30 || w.RefusalSentP(0.99) != 12 || w.LagP(0.99) != 40 {
+		t.Fatalf("refusals p99 %v from due, %v from sending (want 30, 12); lag p99 %v (want 40, every request's)",
+			w.RefusalP(0.99), w.RefusalSentP(0.99), w.LagP(0.99))
+	}
+}

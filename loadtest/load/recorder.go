@@ -51,8 +51,13 @@ type Result struct {
 	Kind    scenario.Kind
 	Class   Class
 	Latency time.Duration // from Due to the answer (or the give-up)
-	Stale   bool          // served from a fallback copy
-	Retry   bool          // a shopper's second or later attempt
+	// Lag is how long after Due the request left: the shoppers' own wait
+	// for a CPU (the generator's clock, the goroutine sending it). A shopper
+	// with a machine of their own would not have it; here it is part of
+	// Latency, as it must be in an open model.
+	Lag   time.Duration
+	Stale bool // served from a fallback copy
+	Retry bool // a shopper's second or later attempt
 }
 
 // Second is what the recorder knows about one second of a run.
@@ -64,6 +69,8 @@ type Second struct {
 	Retries  int
 	good     []float32 // latencies of good answers, ms
 	refusals []float32 // latencies of refusals, ms
+	sent     []float32 // latencies of refusals from when they were sent (Latency - Lag), ms
+	lags     []float32 // every request's Lag, ms
 	orders   int       // requests to the order API
 	ordersOK int       // requests to the order API answered well
 	ordersUp int       // ... answered well, or refused within a second
@@ -85,7 +92,7 @@ type Recorder struct {
 // Add records one result.
 func (r *Recorder) Add(res Result) {
 	i := int(res.Due / time.Second)
-	ms := float32(res.Latency.Seconds() * 1000)
+	ms, lag := float32(res.Latency.Seconds()*1000), float32(res.Lag.Seconds()*1000)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for len(r.seconds) <= i {
@@ -101,11 +108,13 @@ func (r *Recorder) Add(res Result) {
 	if res.Retry {
 		s.Retries++
 	}
+	s.lags = append(s.lags, lag)
 	switch {
 	case res.Class.Good():
 		s.good = append(s.good, ms)
 	case res.Class.Refusal():
 		s.refusals = append(s.refusals, ms)
+		s.sent = append(s.sent, ms-lag)
 	}
 	if OrderAPI(res.Kind) {
 		s.orders++
@@ -136,6 +145,8 @@ func (r *Recorder) Window(from, to time.Duration) Totals {
 		}
 		t.good = append(t.good, s.good...)
 		t.refusals = append(t.refusals, s.refusals...)
+		t.sent = append(t.sent, s.sent...)
+		t.lags = append(t.lags, s.lags...)
 	}
 	return t
 }
@@ -165,6 +176,7 @@ type Totals struct {
 	Orders, OrdersOK int
 	OrdersUp         int
 	good, refusals   []float32
+	sent, lags       []float32
 }
 
 // OrderHealth is the fraction of the order API's requests answered well, or
@@ -208,6 +220,13 @@ func (t Totals) GoodP(q float64) float64 { return quantile(t.good, q) }
 
 // RefusalP returns the q-quantile of refusals' latency in ms.
 func (t Totals) RefusalP(q float64) float64 { return quantile(t.refusals, q) }
+
+// RefusalSentP returns the q-quantile of refusals' latency in ms, timed
+// from when each was sent rather than due: without the shoppers' own lag.
+func (t Totals) RefusalSentP(q float64) float64 { return quantile(t.sent, q) }
+
+// LagP returns the q-quantile of how late the requests were sent, in ms.
+func (t Totals) LagP(q float64) float64 { return quantile(t.lags, q) }
 
 // Refusals is the number of refusals (429/503 the services chose to send).
 func (t Totals) Refusals() int { return len(t.refusals) }

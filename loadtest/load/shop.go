@@ -112,7 +112,7 @@ func (s *Shop) attempt(ctx context.Context, build func(context.Context) *http.Re
 	order *Order, start time.Time, due time.Duration) (res Result, retryAfter time.Duration) {
 	ctx, cancel := context.WithDeadline(ctx, start.Add(due).Add(s.Timeout))
 	defer cancel()
-	res = Result{Due: due, Kind: k}
+	res = Result{Due: due, Kind: k, Lag: max(0, time.Since(start.Add(due)))}
 	resp, err := s.Client.Do(build(ctx))
 	if err == nil {
 		var body []byte

@@ -268,10 +268,10 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
 }
 
 // timed is what was timed in one second: the services' refusals (all
-// services together), the waits for a CPU of the order service's goroutines
-// and of the replay's own (the shoppers), and the machine's CPUs.
+// services together), the waits for a CPU of the order service's
+// goroutines, and the machine's CPUs.
 type timed struct {
-	refused, sched, schedShoppers stack.Histogram
+	refused, sched stack.Histogram
 	// The machine's CPUs this second, in percent (NaN: not known here):
 	// busy, and the time some runnable task had to wait for one.
 	cpuBusy, cpuWaiting float64
@@ -307,7 +307,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 	for _, svc := range stack.Services {
 		scrape(svc, time.Second, nil)
 	}
-	own, cpu := stack.OwnSched(), stack.ReadCPU()
+	cpu := stack.ReadCPU()
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second)
@@ -319,8 +319,7 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			case <-tick.C:
 			}
 			var second timed
-			now, cpuNow := stack.OwnSched(), stack.ReadCPU()
-			second.schedShoppers, own = now.Since(own), now
+			cpuNow := stack.ReadCPU()
 			second.cpuBusy, second.cpuWaiting = cpuNow.Since(cpu)
 			cpu = cpuNow
 			order := scrape("order", 800*time.Millisecond, &second)
@@ -385,9 +384,12 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 		pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
 			P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
 			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(), CPUCap: math.NaN(),
-			RefusedP99Shoppers: math.NaN(), CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
+			RefusedP99Shoppers: math.NaN(), LagP99: math.NaN(), CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
 		if t.Refusals() > 0 { // none: a gap in the chart, not a refusal in 0 ms
 			pt.RefusedP99Shoppers = t.RefusalP(0.99)
+		}
+		if t.Offered > 0 {
+			pt.LagP99 = t.LagP(0.99)
 		}
 		for c, n := range t.ByClass {
 			pt.ByClass[string(c)] = n
@@ -406,7 +408,6 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 			pt.Restarts, pt.Down, pt.InFlight = s.restarts[i], s.down[i], s.inflight[i]
 			tm := s.timed[i]
 			pt.RefusedP99Service, pt.SchedP99Order = p99Millis(tm.refused), p99Millis(tm.sched)
-			pt.SchedP99Shoppers = p99Millis(tm.schedShoppers)
 			pt.CPUBusy, pt.CPUWaiting = tm.cpuBusy, tm.cpuWaiting
 		case n > 0:
 			pt.Restarts = s.restarts[n-1]
@@ -471,12 +472,11 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 	for i := secs(from); i < secs(to) && i < len(seconds); i++ {
 		inWindow.refused = inWindow.refused.Add(seconds[i].refused)
 		inWindow.sched = inWindow.sched.Add(seconds[i].sched)
-		inWindow.schedShoppers = inWindow.schedShoppers.Add(seconds[i].schedShoppers)
 		busy, waiting = append(busy, seconds[i].cpuBusy), append(waiting, seconds[i].cpuWaiting)
 	}
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
 		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)),
-		P99SchedShoppers: nz(p99Millis(inWindow.schedShoppers)), CPUBusyPct: mean(busy), CPUWaitingPct: mean(waiting),
+		P99RefusalSent: w.RefusalSentP(0.99), P99Lag: w.LagP(0.99), CPUBusyPct: mean(busy), CPUWaitingPct: mean(waiting),
 		ErrorRate: map[string]float64{}, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}

@@ -17,7 +17,7 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	for i := range 3 {
 		rec.Add(load.Result{Due: time.Duration(i) * time.Second, Class: load.OK, Latency: 5 * time.Millisecond})
 	}
-	rec.Add(load.Result{Due: time.Second, Class: load.Shed, Latency: 7 * time.Millisecond})
+	rec.Add(load.Result{Due: time.Second, Class: load.Shed, Latency: 7 * time.Millisecond, Lag: 3 * time.Millisecond})
 	seen := &scrapes{
 		order: []stack.Sample{{DBInUse: 4, Goroutines: 90, DBWaits: math.NaN()},
 			{DBInUse: 20, Goroutines: 900, DBWaits: math.NaN(), Breakers: map[string]float64{"order/user_service": 2}}},
@@ -36,6 +36,9 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	if pts[1].RefusedP99Shoppers != 7 || !math.IsNaN(pts[0].RefusedP99Shoppers) {
 		t.Errorf("shoppers' refusals p99: %v in the second with one refusal in 7 ms, %v in one with none (want a gap)",
 			pts[1].RefusedP99Shoppers, pts[0].RefusedP99Shoppers)
+	}
+	if pts[1].LagP99 != 3 || pts[0].LagP99 != 0 {
+		t.Errorf("shoppers' lag p99: %v in the second with a request sent 3 ms late, %v in one sent on time", pts[1].LagP99, pts[0].LagP99)
 	}
 	last := pts[2]
 	if last.Restarts != 3 {

@@ -89,7 +89,7 @@ func charts(supervised bool, opened []string) []chart {
 			{"p99 refusals, in the services (≤)", grey, func(p Point) float64 { return p.RefusedP99Service }},
 			{"p99 refusals, at the shoppers", brown, func(p Point) float64 { return p.RefusedP99Shoppers }},
 			{"p99 wait for a CPU, order service (≤)", orange, func(p Point) float64 { return p.SchedP99Order }},
-			{"p99 wait for a CPU, shoppers (≤)", purple, func(p Point) float64 { return p.SchedP99Shoppers }},
+			{"p99 lag sending, shoppers", purple, func(p Point) float64 { return p.LagP99 }},
 		}},
 		errs,
 		{title: "Order service: DB pool", unit: "connections · waits/s (log)", log: true, series: []series{

@@ -33,7 +33,7 @@ func sample() *Summary {
 		for t := range 8 {
 			pt := Point{T: t, Offered: 75 + 600*t%3, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
 				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4,
-				RefusedP99Service: 0.5, RefusedP99Shoppers: 3, Stale: t % 2, CPUBusy: 60 + 5*float64(t), CPUWaiting: 30 + 8*float64(t)}
+				RefusedP99Service: 0.5, RefusedP99Shoppers: 3, LagP99: 1.5, Stale: t % 2, CPUBusy: 60 + 5*float64(t), CPUWaiting: 30 + 8*float64(t)}
 			if t == 3 {
 				pt.DBInUse, pt.Goroutines, pt.RefusedP99Service = math.NaN(), math.NaN(), math.NaN() // the process was down
 				pt.RefusedP99Shoppers = math.NaN()                                                   // and refused nothing

@@ -81,10 +81,12 @@ type Headline struct {
 	// runnable, for a CPU (p99, an upper bound from the Go runtime's coarse
 	// buckets): time inside the service that no handler's timer sees.
 	P99SchedOrder float64 `json:"p99_sched_order_ms"`
-	// P99SchedShoppers is the same for the replay's own goroutines (the
-	// shoppers and the in-process Toxiproxy): part of what the shoppers'
-	// clock counts and the services' does not.
-	P99SchedShoppers float64 `json:"p99_sched_shoppers_ms"`
+	// P99RefusalSent is P99Refusal timed from when each refusal's request
+	// was sent rather than when it was due, and P99Lag how late the
+	// requests were sent (p99, all of them): the shoppers' own wait for a
+	// CPU, which a shopper with a machine of their own would not have.
+	P99RefusalSent float64 `json:"p99_refusal_sent_ms"`
+	P99Lag         float64 `json:"p99_lag_ms"`
 	// CPUBusyPct is how busy the machine's CPUs were in the window, and
 	// CPUWaitingPct the share of it during which some runnable task — a
 	// service's thread, Postgres, a shopper — had to wait for a CPU (Linux's
@@ -137,10 +139,10 @@ type Point struct {
 	// as the shoppers timed them, from when each was due to the answer.
 	RefusedP99Service  float64  `json:"refused_p99_service_ms"`
 	RefusedP99Shoppers float64  `json:"refused_p99_shoppers_ms"`
-	SchedP99Order      float64  `json:"sched_p99_order_ms"`    // p99 wait for a CPU, order service's goroutines
-	SchedP99Shoppers   float64  `json:"sched_p99_shoppers_ms"` // the same, the replay's own goroutines
-	CPUBusy            float64  `json:"cpu_busy_pct"`          // the machine's CPUs, NaN: not known here
-	CPUWaiting         float64  `json:"cpu_waiting_pct"`       // share of the second some runnable task waited for a CPU
+	SchedP99Order      float64  `json:"sched_p99_order_ms"` // p99 wait for a CPU, order service's goroutines
+	LagP99             float64  `json:"lag_p99_ms"`         // p99 of how late the shoppers sent this second's requests (NaN: none)
+	CPUBusy            float64  `json:"cpu_busy_pct"`       // the machine's CPUs, NaN: not known here
+	CPUWaiting         float64  `json:"cpu_waiting_pct"`    // share of the second some runnable task waited for a CPU
 	InFlight           int64    `json:"generator_in_flight"`
 	Restarts           int      `json:"restarts"` // so far, all services
 	Down               []string `json:"down,omitempty"`
@@ -177,13 +179,13 @@ func sanitize(s *Summary) *Summary {
 		p.Timeline = append([]Point(nil), p.Timeline...)
 		for j := range p.Timeline {
 			pt := &p.Timeline[j]
-			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.CPUCap, &pt.RefusedP99Service, &pt.RefusedP99Shoppers, &pt.SchedP99Order, &pt.SchedP99Shoppers, &pt.CPUBusy, &pt.CPUWaiting} {
+			for _, f := range []*float64{&pt.DBInUse, &pt.DBWaits, &pt.Goroutines, &pt.Breakers, &pt.CPUCap, &pt.RefusedP99Service, &pt.RefusedP99Shoppers, &pt.SchedP99Order, &pt.LagP99, &pt.CPUBusy, &pt.CPUWaiting} {
 				if math.IsNaN(*f) || math.IsInf(*f, 0) {
 					*f = -1
 				}
 			}
 		}
-		for _, f := range []*float64{&p.Headline.P99RefusalService, &p.Headline.P99SchedOrder, &p.Headline.P99SchedShoppers} {
+		for _, f := range []*float64{&p.Headline.P99RefusalService, &p.Headline.P99SchedOrder} {
 			if math.IsInf(*f, 1) {
 				*f = -1 // beyond the last bucket
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"net/http"
-	"runtime/metrics"
 	"slices"
 	"time"
 
@@ -98,25 +97,6 @@ func histogram(f *dto.MetricFamily, name, value string) *Histogram {
 			b.Counts = append(b.Counts, float64(bucket.GetCumulativeCount()))
 		}
 		*h = h.Add(b)
-	}
-	return h
-}
-
-// OwnSched is this process's own Go scheduler latency histogram (runtime/
-// metrics), in the form Scrape reads the services': how long the replay's
-// goroutines — the shoppers, the in-process Toxiproxy — waited for a CPU.
-func OwnSched() Histogram {
-	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
-		return Histogram{}
-	}
-	rh := s[0].Value.Float64Histogram() // Counts[i] fell in [Buckets[i], Buckets[i+1])
-	h := Histogram{Bounds: make([]float64, len(rh.Counts)), Counts: make([]float64, len(rh.Counts))}
-	var cum float64
-	for i, c := range rh.Counts {
-		cum += float64(c)
-		h.Bounds[i], h.Counts[i] = rh.Buckets[i+1], cum
 	}
 	return h
 }

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,32 +173,5 @@ func TestAFailedScrapeKnowsNothing(t *testing.T) {
 		default:
 			t.Errorf("%s: a %s; say here what a failed scrape leaves in it", name, f.Kind())
 		}
-	}
-}
-
-// The replay's own scheduler latencies read like a scraped histogram:
-// cumulative, ascending bounds ending at +Inf, and they count.
-func TestOwnSchedIsACumulativeHistogram(t *testing.T) {
-	before := OwnSched()
-	var wg sync.WaitGroup
-	for range 100 { // goroutines that queue for a CPU again and again (the runtime samples one wait in eight)
-		wg.Go(func() {
-			for range 100 {
-				runtime.Gosched()
-			}
-		})
-	}
-	wg.Wait()
-	h := OwnSched().Since(before)
-	if len(h.Bounds) < 10 || !math.IsInf(h.Bounds[len(h.Bounds)-1], 1) {
-		t.Fatalf("bounds %v", h.Bounds)
-	}
-	for i := 1; i < len(h.Bounds); i++ {
-		if h.Bounds[i] <= h.Bounds[i-1] || h.Counts[i] < h.Counts[i-1] {
-			t.Fatalf("not cumulative at %d: bounds %v, counts %v", i, h.Bounds[i-1:i+1], h.Counts[i-1:i+1])
-		}
-	}
-	if h.Total() == 0 || math.IsNaN(h.Quantile(0.99)) {
-		t.Fatalf("nothing counted while goroutines waited: total %v", h.Total())
 	}
 }
