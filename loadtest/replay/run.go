@@ -285,10 +285,14 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	var seen scrapes
-	// The histograms at each service's last scrape; the first scrape is
-	// taken now, so that a shop that ran before (--target) counts from here.
-	type histograms struct{ refused, sched stack.Histogram }
-	last := map[string]histograms{}
+	// The counters at each service's last scrape (the histograms, the
+	// breakers' entries); the first scrape is taken now, so that a shop that
+	// ran before (--target) counts from here.
+	type counters struct {
+		refused, sched stack.Histogram
+		entered        map[string]stack.Entries
+	}
+	last := map[string]counters{}
 	scrape := func(svc string, timeout time.Duration, into *timed) stack.Sample {
 		sm := stack.Scrape(ctx, st.Admin(svc), timeout)
 		if sm.Refused == nil {
@@ -300,8 +304,11 @@ func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Ge
 			if svc == "order" {
 				into.sched = sm.Sched.Since(was.sched)
 			}
+			for name, state := range sm.Breakers { // what each breaker did this second, probes too
+				sm.Breakers[name] = stack.Charted(state, was.entered[name], sm.Entered[name])
+			}
 		}
-		last[svc] = histograms{refused: *sm.Refused, sched: *sm.Sched}
+		last[svc] = counters{refused: *sm.Refused, sched: *sm.Sched, entered: sm.Entered}
 		return sm
 	}
 	for _, svc := range stack.Services {

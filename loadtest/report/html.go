@@ -106,7 +106,7 @@ func charts(supervised bool, opened []string) []chart {
 		breakers,
 	}
 	if len(opened) > 0 {
-		states := chart{title: "Breakers", unit: "0 closed · 1 half-open · 2 open"}
+		states := chart{title: "Breakers", unit: "0 closed · 1 probing · 2 open"}
 		palette := []color.Color{blue, orange, green, red, purple, brown, pink, olive, cyan, grey}
 		for i, name := range opened {
 			states.series = append(states.series, series{name, palette[i%len(palette)], func(p Point) float64 {

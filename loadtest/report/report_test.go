@@ -130,7 +130,7 @@ func TestNotesAreShown(t *testing.T) {
 // service/breaker; breakers that stayed closed get none, and a report where
 // none opened has no such chart.
 func TestBreakersChartedByName(t *testing.T) {
-	const title = "0 closed · 1 half-open · 2 open"
+	const title = "0 closed · 1 probing · 2 open"
 	s := sample()
 	page, err := HTML(s)
 	if err != nil {

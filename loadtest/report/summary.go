@@ -128,8 +128,9 @@ type Point struct {
 	DBWaits    float64        `json:"db_waits"`   // waits for a connection this second, order service
 	Goroutines float64        `json:"goroutines"` // order service
 	Breakers   float64        `json:"breakers"`   // open or half-open, all services
-	// BreakerStates is each breaker's state, by service/name: 0 closed,
-	// 1 half-open, 2 open (a breaker missing: its service was not scraped).
+	// BreakerStates is what each breaker did this second, by service/name:
+	// 0 closed, 1 probing (it went half-open), 2 open (stack.Charted; a
+	// breaker missing: its service was not scraped).
 	BreakerStates map[string]float64 `json:"breaker_states,omitempty"`
 	// CPUCap is the order service's ceiling on admissions a second while its
 	// goroutines wait for a CPU (NaN, -1 in JSON: none, or no scrape).

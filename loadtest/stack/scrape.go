@@ -23,6 +23,10 @@ type Sample struct {
 	// Breakers is each breaker's state by name: 0 closed, 1 half-open,
 	// 2 open (nil when the scrape failed).
 	Breakers map[string]float64
+	// Entered counts, by breaker name, how often each has entered half-open
+	// and open so far (nil when the scrape failed). A breaker that opens,
+	// probes and closes between two scrapes shows here, not in Breakers.
+	Entered  map[string]Entries
 	InFlight float64 // requests being served
 	CPUCap   float64 // the shedder's ceiling on admissions a second; 0: none
 	// Refused times the 429/503 refusals, as the service measured them
@@ -76,6 +80,7 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		DBWaits:      sum("go_sql_wait_count_total"),
 		BreakersOpen: float64(notClosed(breakers)),
 		Breakers:     breakers,
+		Entered:      entered(families["breaker_transitions_total"]),
 		InFlight:     sum("http_requests_in_flight"),
 		CPUCap:       sum("shed_cpu_cap_per_second"),
 		Refused:      histogram(families["http_request_duration_seconds"], "outcome", "refused"),
@@ -173,6 +178,58 @@ func byLabel(f *dto.MetricFamily, name string) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// Entries counts a breaker's entries into half-open and open (counters).
+type Entries struct{ HalfOpen, Open float64 }
+
+// entered reads the breakers' transitions (breaker_transitions_total, by
+// name, from and to) as entries by breaker name.
+func entered(f *dto.MetricFamily) map[string]Entries {
+	m := map[string]Entries{}
+	for _, c := range f.GetMetric() {
+		var name, to string
+		for _, l := range c.GetLabel() {
+			switch l.GetName() {
+			case "name":
+				name = l.GetValue()
+			case "to":
+				to = l.GetValue()
+			}
+		}
+		e := m[name]
+		switch to {
+		case "half-open":
+			e.HalfOpen += c.GetCounter().GetValue()
+		case "open":
+			e.Open += c.GetCounter().GetValue()
+		}
+		m[name] = e
+	}
+	return m
+}
+
+// Charted is a breaker's state over the second between two scrapes, as the
+// report draws it: 1 (half-open) if it probed in that second — entered
+// half-open, whatever it went to next — else 2 if it opened in it, else the
+// state the second scrape read (0 closed, 1 half-open, 2 open). The states
+// scraped alone miss a probe that fails at once: the breaker is open again
+// before the next scrape. Counters below was are a restarted process's,
+// counted from zero.
+func Charted(state float64, was, now Entries) float64 {
+	since := func(now, was float64) float64 {
+		if now < was {
+			return now
+		}
+		return now - was
+	}
+	switch {
+	case since(now.HalfOpen, was.HalfOpen) > 0:
+		return 1
+	case since(now.Open, was.Open) > 0:
+		return 2
+	}
+	return state
 }
 
 // notClosed counts the breakers open or half-open.

@@ -150,6 +150,35 @@ func TestScrapeReadsEachBreakersState(t *testing.T) {
 	if want := map[string]float64{"postgres_reads": 2, "user_service": 0}; !maps.Equal(got.Breakers, want) || got.BreakersOpen != 1 {
 		t.Fatalf("breakers %v, %v open; want %v, 1 open", got.Breakers, got.BreakersOpen, want)
 	}
+	if want := map[string]Entries{"postgres_reads": {Open: 1}}; !maps.Equal(got.Entered, want) {
+		t.Fatalf("entries %v, want %v", got.Entered, want)
+	}
+}
+
+// A breaker is charted by what it did in the second, not only by the state
+// it happened to be in when scraped: a probe that fails at once leaves it
+// open by the next scrape, and the chart must still show the probe.
+func TestABreakerIsChartedByWhatItDidInTheSecond(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		state    float64
+		was, now Entries
+		want     float64
+	}{
+		{"closed all along", 0, Entries{}, Entries{}, 0},
+		{"open all along", 2, Entries{Open: 1}, Entries{Open: 1}, 2},
+		{"opened in the second", 2, Entries{}, Entries{Open: 1}, 2},
+		{"opened and probed before an earlier scrape, closed since", 0, Entries{HalfOpen: 1, Open: 1}, Entries{HalfOpen: 1, Open: 1}, 0},
+		{"probed and failed: open again at the scrape", 2, Entries{HalfOpen: 1, Open: 2}, Entries{HalfOpen: 2, Open: 3}, 1},
+		{"probed and closed", 0, Entries{Open: 1}, Entries{HalfOpen: 1, Open: 1}, 1},
+		{"half-open at the scrape", 1, Entries{Open: 1}, Entries{HalfOpen: 1, Open: 1}, 1},
+		{"restarted, then opened: counters below the last scrape's", 2, Entries{HalfOpen: 4, Open: 5}, Entries{Open: 1}, 2},
+		{"restarted, closed", 0, Entries{HalfOpen: 4, Open: 5}, Entries{}, 0},
+	} {
+		if got := Charted(tt.state, tt.was, tt.now); got != tt.want {
+			t.Errorf("%s: charted %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
 
 // A failed scrape (the process is down) knows nothing: every number is NaN,
