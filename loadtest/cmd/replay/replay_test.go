@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-shop/stampede/loadtest/report"
+	"github.com/stampede-shop/stampede/pkg/testkit"
+)
+
+func TestMain(m *testing.M) {
+	if err := testkit.KeepStreamStore(); err != nil { // the shop here creates and deletes streams
+		fmt.Fprintln(os.Stderr, "NATS with JetStream is required:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// The command as `make replay` runs it, in seconds: the flags read, the
+// services built and run against the real Postgres, Redis and NATS, the
+// report written where -out says and named on stdout, exit 0 — and with
+// -cpuprofile, a CPU profile of the replay that pprof reads.
+func TestTheCommandEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	t.Setenv("REPLAY_POSTGRES_URL", testkit.PostgresServer())
+	t.Setenv("REPLAY_REDIS_URL", testkit.RedisURL())
+	t.Setenv("REPLAY_NATS_URL", testkit.NATSURL())
+	dir := t.TempDir()
+	out, prof := filepath.Join(dir, "report"), filepath.Join(dir, "replay.pprof")
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-profiles", "resilient", "-scale", "0.05", "-capacity", "20", "-products", "500",
+		"-shoppers", "6", "-out", out, "-cpuprofile", prof}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stderr.String(), stdout.String())
+	}
+	if want := "Report: " + filepath.Join(out, "report.html"); !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout does not say %q:\n%s", want, stdout.String())
+	}
+	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s report.Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Profiles) != 1 || s.Profiles[0].Name != "resilient" || s.Capacity != 20 || s.Profiles[0].Headline.OfferedRPS <= 0 {
+		t.Fatalf("summary: %d profiles, capacity %v; want the resilient one, run at 20/s", len(s.Profiles), s.Capacity)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+		t.Fatal(err)
+	}
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", prof).CombinedOutput()
+	if err != nil || !strings.Contains(string(top), "flat%") {
+		t.Fatalf("pprof cannot read the profile: %v\n%s", err, top)
+	}
+}
