@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -466,8 +468,30 @@ func progress(w io.Writer, sc *scenario.Scenario, p Profile, rec *load.Recorder,
 	if !math.IsNaN(order.DBInUse) {
 		db = fmt.Sprintf("%.0f", order.DBInUse)
 	}
-	fmt.Fprintf(w, "  %-9s %-10s %3ds │ offered %5d/s │ good %5d/s │ p99 %8s │ db in use %3s │ breakers %1.0f │ restarts %d │ in flight %5d │ errors: %s\n",
-		p.Name, ph.Name, i, t.Offered, t.Good(), report.Millis(t.GoodP(0.99)), db, nz(order.BreakersOpen), restarts, gen.InFlight(), strings.Join(errs, ", "))
+	fmt.Fprintf(w, "  %-9s %-10s %3ds │ offered %5d/s │ good %5d/s │ p99 %8s │ db in use %3s │ restarts %d │ in flight %5d │ breakers %s │ errors: %s\n",
+		p.Name, ph.Name, i, t.Offered, t.Good(), report.Millis(t.GoodP(0.99)), db, restarts, gen.InFlight(), breakerStates(order), strings.Join(errs, ", "))
+}
+
+// breakerStates names the breakers that were not closed this second, by
+// service/name, in the words of the report's chart: "closed" if none, "–"
+// if no service could be scraped.
+func breakerStates(sm stack.Sample) string {
+	if math.IsNaN(sm.BreakersOpen) {
+		return "–"
+	}
+	var named []string
+	for _, name := range slices.Sorted(maps.Keys(sm.Breakers)) {
+		switch sm.Breakers[name] {
+		case 1:
+			named = append(named, name+" probing")
+		case 2:
+			named = append(named, name+" open")
+		}
+	}
+	if len(named) == 0 {
+		return "closed"
+	}
+	return strings.Join(named, ", ")
 }
 
 // headline computes a profile's row of the headline table.

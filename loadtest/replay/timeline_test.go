@@ -48,3 +48,23 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 		t.Errorf("after the last scrape: %+v; want the answers and no samples", last)
 	}
 }
+
+// The progress line names the breakers that were not closed, as the chart
+// draws them, and says so when it knows nothing.
+func TestProgressNamesTheBreakers(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		sm   stack.Sample
+		want string
+	}{
+		{"none scraped", stack.Sample{BreakersOpen: math.NaN()}, "–"},
+		{"all closed", stack.Sample{Breakers: map[string]float64{"order/user_service": 0}}, "closed"},
+		{"open and probing", stack.Sample{BreakersOpen: 1, Breakers: map[string]float64{
+			"search/postgres_reads": 1, "order/postgres_reads": 2, "order/user_service": 0}},
+			"order/postgres_reads open, search/postgres_reads probing"},
+	} {
+		if got := breakerStates(tt.sm); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
