@@ -60,12 +60,17 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		start := time.Now()
 		c.Next()
 		status := c.Writer.Status()
-		level := slog.LevelDebug // successes and refusals: the metrics count them
+		level := slog.LevelDebug // successes, refusals and conflicts: the metrics count them
 		switch telemetry.OutcomeOf(status, c.Writer.Header()) {
 		case telemetry.ServerError:
 			level = slog.LevelError
 		case telemetry.ClientError:
-			level = slog.LevelInfo
+			// A conflict — sold out, an email taken, a retry while the first
+			// attempt runs — is the shop's state answering, not a client's
+			// mistake; in a flash sale it is thousands of answers a second.
+			if status != http.StatusConflict {
+				level = slog.LevelInfo
+			}
 		}
 		if !log.Enabled(c.Request.Context(), level) {
 			return // before the arguments below are made: each one is an allocation

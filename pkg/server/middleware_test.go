@@ -143,8 +143,9 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// The access log: a 500 is an error line; a refusal the service chose to
-// make (429/503 with Retry-After) is debug, like a success, so that shedding
+// The access log: a 500 is an error line, a client's mistake an info line; a
+// refusal the service chose to make (429/503 with Retry-After) and a conflict
+// (409: sold out) are debug, like a success, so that shedding or selling out
 // a thousand requests a second does not write a thousand lines.
 func TestAccessLogLevels(t *testing.T) {
 	gin.SetMode(gin.TestMode)
@@ -157,7 +158,8 @@ func TestAccessLogLevels(t *testing.T) {
 	r.GET("/broken", func(c *gin.Context) { c.Status(http.StatusInternalServerError) })
 	r.GET("/down", func(c *gin.Context) { c.Status(http.StatusServiceUnavailable) }) // no Retry-After: not a chosen refusal
 	r.GET("/bad", func(c *gin.Context) { c.Status(http.StatusBadRequest) })
-	for _, path := range []string{"/shed", "/limited", "/broken", "/down", "/bad"} {
+	r.GET("/sold-out", func(c *gin.Context) { c.Status(http.StatusConflict) })
+	for _, path := range []string{"/shed", "/limited", "/broken", "/down", "/bad", "/sold-out"} {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 	}
 	out := buf.String()
@@ -166,9 +168,9 @@ func TestAccessLogLevels(t *testing.T) {
 			t.Errorf("%s: no %s line in\n%s", path, want, out)
 		}
 	}
-	for _, path := range []string{"/shed", "/limited"} {
+	for _, path := range []string{"/shed", "/limited", "/sold-out"} {
 		if strings.Contains(out, `"route":"`+path+`"`) {
-			t.Errorf("%s: a refusal was logged above debug:\n%s", path, out)
+			t.Errorf("%s: a refusal or a conflict was logged above debug:\n%s", path, out)
 		}
 	}
 }
