@@ -88,7 +88,7 @@ func startDeps(t *testing.T) *deps {
 		fmt.Fprintf(w, `{"id":%d,"email":"u%d@example.com","name":"U","points":0}`, id, id)
 	}))
 	d.search = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/v1/products/"), 10, 64)
+		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/internal/v1/products/"), 10, 64)
 		price, ok := prices[id]
 		if !ok {
 			http.NotFound(w, r)

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,32 @@ func TestSameOrderEventTwiceChangesSoldOnce(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if r := in.Do(t, "GET", "/v1/products/1", "", ""); r.Body["sold"] != 3.0 {
 		t.Fatalf("sold changed again: %s", r.Raw)
+	}
+}
+
+// The shop's own services read products on /internal with a budget of their
+// own: a browser over its budget does not take the order service's, and the
+// order service's is bounded too.
+func TestInternalCallersHaveABudgetOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	env := testkit.Env(t)
+	env["SEARCH_RATE_PER_SECOND"] = "1"
+	env["SEARCH_INTERNAL_RATE_PER_SECOND"] = "3"
+	seedCatalog(t, env)
+	in := testkit.StartReady(t, run, env)
+
+	statuses := func(paths ...string) []int {
+		var got []int
+		for _, path := range paths {
+			got = append(got, in.Do(t, "GET", path, "", "").Status)
+		}
+		return got
+	}
+	if got, want := statuses("/v1/products/1", "/v1/products/2"), []int{200, 429}; !slices.Equal(got, want) {
+		t.Fatalf("public product reads at a budget of 1/s: %v, want %v", got, want)
+	}
+	got := statuses("/internal/v1/products/1", "/internal/v1/products/2", "/internal/v1/products/987654", "/internal/v1/products/3")
+	if want := []int{200, 200, http.StatusNotFound, 429}; !slices.Equal(got, want) {
+		t.Fatalf("internal product reads at a budget of 3/s, the public one spent: %v, want %v", got, want)
 	}
 }

@@ -21,4 +21,14 @@ func addRoutes(r *gin.Engine, p *platform.Platform, cfg Config, svc *products.Se
 	v1 := r.Group("/v1", limit)
 	v1.GET("/products", handleSearch(log, svc))
 	v1.GET("/products/:id", handleProduct(log, svc))
+
+	// For other services (the order service's price lookups); the gateway
+	// does not route /internal. Each calling service has a budget of its
+	// own, ten times a browser's by default: a caller that must ask for a
+	// price before it can sell is not a scraper, but a runaway one must still
+	// not take the catalog down.
+	internal := resilience.RateLimit(
+		resilience.NewRedisLimiter(p.Redis, p.Config.RedisPrefix+"rate:search-internal:", cfg.InternalRate, cfg.InternalRate, p.Observer),
+		resilience.ByClientIP("internal"), board, log)
+	r.GET("/internal/v1/products/:id", internal, handleProduct(log, svc))
 }

@@ -57,7 +57,7 @@ func (c *Catalog) Price(ctx context.Context, productID int64) (int64, error) {
 		var p struct {
 			PriceCents int64 `json:"price_cents"`
 		}
-		err := c.getJSON(ctx, fmt.Sprintf("%s/v1/products/%d", c.base, productID), &p)
+		err := c.getJSON(ctx, fmt.Sprintf("%s/internal/v1/products/%d", c.base, productID), &p)
 		return p.PriceCents, err
 	})
 	if errors.Is(err, errNotFound) {
