@@ -175,9 +175,11 @@ func TestGatewayProxiesToTheServices(t *testing.T) {
 	if code != 200 || m["method"] != "POST" || m["proto"] != "https" || m["body"] != `{"items":[]}` {
 		t.Errorf("POST over TLS: %d %v", code, m)
 	}
-	code, m, _ = get("GET", "http://"+httpAddr+"/internal/v1/users/1", "")
-	if code != 404 || !strings.Contains(m["raw"], `"code":"not_found"`) {
-		t.Errorf("/internal must not be routed: %d %v", code, m)
+	for _, path := range []string{"/internal/v1/users/1", "/internal/v1/products/1", "/api/internal/v1/products/1"} {
+		code, m, _ = get("GET", "http://"+httpAddr+path, "")
+		if code != 404 || !strings.Contains(m["raw"], `"code":"not_found"`) {
+			t.Errorf("%s: /internal must not be routed: %d %v", path, code, m)
+		}
 	}
 	code, _, _ = get("POST", "http://"+httpAddr+"/api/v1/orders", strings.Repeat("x", 70<<10))
 	if code != 413 {
