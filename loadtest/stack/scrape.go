@@ -93,7 +93,7 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 func histogram(f *dto.MetricFamily, name, value string) *Histogram {
 	h := &Histogram{}
 	for _, m := range f.GetMetric() {
-		if name != "" && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == name && l.GetValue() == value }) {
+		if v, ok := label(m, name); name != "" && (!ok || v != value) {
 			continue
 		}
 		var b Histogram
@@ -171,13 +171,21 @@ func (h Histogram) Quantile(q float64) float64 {
 func byLabel(f *dto.MetricFamily, name string) map[string]float64 {
 	m := map[string]float64{}
 	for _, g := range f.GetMetric() {
-		for _, l := range g.GetLabel() {
-			if l.GetName() == name {
-				m[l.GetValue()] = g.GetGauge().GetValue()
-			}
+		if v, ok := label(g, name); ok {
+			m[v] = g.GetGauge().GetValue()
 		}
 	}
 	return m
+}
+
+// label is the value of metric m's label name, and whether it has one.
+func label(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 // Entries counts a breaker's entries into half-open and open (counters).
@@ -188,15 +196,8 @@ type Entries struct{ HalfOpen, Open float64 }
 func entered(f *dto.MetricFamily) map[string]Entries {
 	m := map[string]Entries{}
 	for _, c := range f.GetMetric() {
-		var name, to string
-		for _, l := range c.GetLabel() {
-			switch l.GetName() {
-			case "name":
-				name = l.GetValue()
-			case "to":
-				to = l.GetValue()
-			}
-		}
+		name, _ := label(c, "name")
+		to, _ := label(c, "to")
 		e := m[name]
 		switch to {
 		case "half-open":
