@@ -20,7 +20,7 @@ type Stampede struct{ *resilience.Shedder }
 
 // Admit implements overload.Admission.
 func (s Stampede) Admit(ctx context.Context) (func(), bool) {
-	p, err := s.Acquire(ctx)
+	p, err := s.Acquire(ctx, resilience.Sheddable)
 	if err != nil {
 		return nil, false
 	}

@@ -111,7 +111,7 @@ func TestScrapeReadsTheCPUCap(t *testing.T) {
 	defer srv.Close()
 	serve := func(d time.Duration) { // a request a millisecond for d
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
-			if p, err := sh.Acquire(context.Background()); err == nil {
+			if p, err := sh.Acquire(context.Background(), resilience.Sheddable); err == nil {
 				p.Release()
 			}
 		}

@@ -39,7 +39,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("none", func(b *testing.B) { benchMiddleware(b) })
 	b.Run("deadline", func(b *testing.B) { benchMiddleware(b, resilience.Deadline(time.Second, on)) })
 	b.Run("shed", func(b *testing.B) {
-		benchMiddleware(b, resilience.Shed(resilience.NewShedder(resilience.ShedSettings{}, nil), on, quiet))
+		benchMiddleware(b, resilience.Shed(resilience.NewShedder(resilience.ShedSettings{}, nil), resilience.InternalIsCritical("/internal/"), on, quiet))
 	})
 	b.Run("rate_limit_local", func(b *testing.B) {
 		benchMiddleware(b, resilience.RateLimit(resilience.NewLocalLimiter(1e9, 1e9, 1000), resilience.ByClientIP("b"), on, quiet))
@@ -68,7 +68,7 @@ func BenchmarkShedderAcquireRelease(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p, err := sh.Acquire(ctx)
+			p, err := sh.Acquire(ctx, resilience.Sheddable)
 			if err == nil {
 				p.Release()
 			}

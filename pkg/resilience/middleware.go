@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -68,17 +69,35 @@ func RateLimit(l Limiter, key KeyFunc, board *fixes.Board, log *slog.Logger) gin
 
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 
+// CriticalityFunc tells a Shedder what refusing a request throws away.
+type CriticalityFunc func(c *gin.Context) Criticality
+
+// InternalIsCritical says that calls on routes under prefix are Critical and
+// every other request Sheddable. The shop's services call each other only on
+// /internal/ routes, which the gateway does not route: a shopper cannot reach
+// them, so cannot claim a priority by choosing one. (Where clients can reach
+// every route, the priority would come from a header the gateway sets and
+// strips from what clients send.)
+func InternalIsCritical(prefix string) CriticalityFunc {
+	return func(c *gin.Context) Criticality {
+		if strings.HasPrefix(c.Request.URL.Path, prefix) {
+			return Critical
+		}
+		return Sheddable
+	}
+}
+
 // Shed is Gin middleware that admits a request through sh or answers 503
 // with Retry-After at once. Put it before anything that costs: the probes
 // and the admin listener are outside it by construction (see package server).
-func Shed(sh *Shedder, board *fixes.Board, log *slog.Logger) gin.HandlerFunc {
+func Shed(sh *Shedder, crit CriticalityFunc, board *fixes.Board, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !board.On(fixes.Shedding) {
 			c.Next()
 			return
 		}
 		// fix: shedding — excess work is refused at the door, not queued.
-		p, err := sh.Acquire(c.Request.Context())
+		p, err := sh.Acquire(c.Request.Context(), crit(c))
 		if err != nil {
 			web.Abort(c, log, err)
 			return

@@ -143,9 +143,27 @@ type Shedder struct {
 }
 
 type waiter struct {
-	ready   chan struct{}
-	granted bool
+	ready    chan struct{}
+	granted  bool
+	critical bool
 }
+
+// Criticality says what refusing a request throws away, after the SRE book's
+// "Handling Overload": a shedder refuses what costs least to refuse first.
+type Criticality int
+
+const (
+	// Sheddable is a new request from outside the shop: refusing it costs
+	// the client a retry, and nothing has been spent on it yet.
+	Sheddable Criticality = iota
+	// Critical is a call from another of the shop's services, made for a
+	// request that service has already admitted: refusing it throws away
+	// the work done upstream and fails that request too. The CPU cap does
+	// not refuse it (its own service's cap already counted the request
+	// once), and it waits at the front of the queue. The concurrency limit
+	// still binds: it protects the latency of everything admitted.
+	Critical
+)
 
 // ShedError is the answer to a refused request: an overload, 503 with
 // Retry-After at the edge.
@@ -213,9 +231,12 @@ type Permit struct {
 
 // Acquire admits the request, queues it briefly, or refuses it with a
 // *ShedError. It returns ctx's error if ctx ends while queued.
-func (sh *Shedder) Acquire(ctx context.Context) (*Permit, error) {
+func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, error) {
 	sh.mu.Lock()
-	if sh.s.CPUWait > 0 && !sh.cpuRate.Allow() {
+	critical := crit >= Critical
+	// fix: shedding — the CPU cap refuses new work, never another service's
+	// call for work already admitted.
+	if sh.s.CPUWait > 0 && !critical && !sh.cpuRate.Allow() {
 		sh.mu.Unlock()
 		sh.obs.reject("shed", "cpu_busy")
 		return nil, &ShedError{Reason: "no CPU to spare"}
@@ -230,13 +251,19 @@ func (sh *Shedder) Acquire(ctx context.Context) (*Permit, error) {
 		sh.obs.reject("shed", "queue_full")
 		return nil, &ShedError{Reason: "queue full"}
 	}
-	if sh.expectedWait(len(sh.queue)+1) > sh.s.QueueWait/2 {
+	place := len(sh.queue) // at the back; a critical call, ahead of every sheddable one
+	if critical {
+		if i := slices.IndexFunc(sh.queue, func(q *waiter) bool { return !q.critical }); i >= 0 {
+			place = i
+		}
+	}
+	if sh.expectedWait(place+1) > sh.s.QueueWait/2 {
 		sh.mu.Unlock()
 		sh.obs.reject("shed", "no_slot_in_time")
 		return nil, &ShedError{Reason: "no slot expected in time"}
 	}
-	w := &waiter{ready: make(chan struct{})}
-	sh.queue = append(sh.queue, w)
+	w := &waiter{ready: make(chan struct{}), critical: critical}
+	sh.queue = slices.Insert(sh.queue, place, w)
 	sh.mu.Unlock()
 
 	timer := time.NewTimer(sh.s.QueueWait)

@@ -2,13 +2,19 @@ package resilience_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/resilience/overload"
 )
@@ -17,7 +23,7 @@ import (
 type shedding struct{ sh *resilience.Shedder }
 
 func (a shedding) Admit(ctx context.Context) (func(), bool) {
-	p, err := a.sh.Acquire(ctx)
+	p, err := a.sh.Acquire(ctx, resilience.Sheddable)
 	if err != nil {
 		return nil, false
 	}
@@ -58,7 +64,7 @@ func TestShedderAdaptsTheLimit(t *testing.T) {
 		for range 200 {
 			var ps []*resilience.Permit
 			for range sh.Limit() {
-				p, err := sh.Acquire(ctx)
+				p, err := sh.Acquire(ctx, resilience.Sheddable)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -75,7 +81,7 @@ func TestShedderAdaptsTheLimit(t *testing.T) {
 		}
 		// Slow work: the limit shrinks, at most once per target interval.
 		for range 10 {
-			p, _ := sh.Acquire(ctx)
+			p, _ := sh.Acquire(ctx, resilience.Sheddable)
 			time.Sleep(100 * time.Millisecond)
 			p.Release()
 		}
@@ -89,14 +95,14 @@ func TestShedderQueueIsShortAndBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1, QueueSize: 1, QueueWait: 10 * time.Millisecond}, nil)
 		ctx := context.Background()
-		p, err := sh.Acquire(ctx)
+		p, err := sh.Acquire(ctx, resilience.Sheddable)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// One waits in the queue, the next finds it full and is refused at once.
 		queued := make(chan error, 1)
 		go func() {
-			q, err := sh.Acquire(ctx)
+			q, err := sh.Acquire(ctx, resilience.Sheddable)
 			if err == nil {
 				q.Release()
 			}
@@ -104,7 +110,7 @@ func TestShedderQueueIsShortAndBounded(t *testing.T) {
 		}()
 		synctest.Wait()
 		t0 := time.Now()
-		if _, err := sh.Acquire(ctx); err == nil || time.Since(t0) != 0 {
+		if _, err := sh.Acquire(ctx, resilience.Sheddable); err == nil || time.Since(t0) != 0 {
 			t.Fatalf("queue full: err=%v after %v, want an immediate refusal", err, time.Since(t0))
 		}
 		// Released within the wait: the queued request gets the slot.
@@ -114,9 +120,9 @@ func TestShedderQueueIsShortAndBounded(t *testing.T) {
 			t.Fatalf("queued request: %v, want admitted", err)
 		}
 		// Nothing released within the wait: refused after QueueWait.
-		p, _ = sh.Acquire(ctx)
+		p, _ = sh.Acquire(ctx, resilience.Sheddable)
 		t0 = time.Now()
-		_, err = sh.Acquire(ctx)
+		_, err = sh.Acquire(ctx, resilience.Sheddable)
 		var shed *resilience.ShedError
 		if !errorsAs(err, &shed) || time.Since(t0) != 10*time.Millisecond {
 			t.Fatalf("queue timeout: %v after %v", err, time.Since(t0))
@@ -136,18 +142,18 @@ func TestShedderQueuesOnlyWhenASlotIsExpectedInTime(t *testing.T) {
 			QueueSize: 16, QueueWait: 18 * time.Millisecond}, nil)
 		ctx := context.Background()
 		for range 100 { // a request finishing every 4 ms
-			p, err := sh.Acquire(ctx)
+			p, err := sh.Acquire(ctx, resilience.Sheddable)
 			if err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(4 * time.Millisecond)
 			p.Release()
 		}
-		p, _ := sh.Acquire(ctx)
+		p, _ := sh.Acquire(ctx, resilience.Sheddable)
 		results := make(chan error, 2)
 		for range 2 {
 			go func() {
-				q, err := sh.Acquire(ctx)
+				q, err := sh.Acquire(ctx, resilience.Sheddable)
 				if err == nil {
 					time.Sleep(4 * time.Millisecond)
 					q.Release()
@@ -157,7 +163,7 @@ func TestShedderQueuesOnlyWhenASlotIsExpectedInTime(t *testing.T) {
 		}
 		synctest.Wait() // both are queued
 		t0 := time.Now()
-		_, err := sh.Acquire(ctx)
+		_, err := sh.Acquire(ctx, resilience.Sheddable)
 		var shed *resilience.ShedError
 		if !errorsAs(err, &shed) || time.Since(t0) != 0 {
 			// Expected from a random moment: 2 ms until the next slot, 4 ms per place ahead.
@@ -185,7 +191,7 @@ func TestShedderSeesThroughBurstsOfFreedSlots(t *testing.T) {
 		permits := make([]*resilience.Permit, 4)
 		acquire := func() {
 			for i := range permits {
-				p, err := sh.Acquire(ctx)
+				p, err := sh.Acquire(ctx, resilience.Sheddable)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -202,7 +208,7 @@ func TestShedderSeesThroughBurstsOfFreedSlots(t *testing.T) {
 		acquire()
 		time.Sleep(time.Millisecond) // in the lull: the next slot frees in 9 ms
 		t0 := time.Now()
-		_, err := sh.Acquire(ctx)
+		_, err := sh.Acquire(ctx, resilience.Sheddable)
 		var shed *resilience.ShedError
 		if !errorsAs(err, &shed) || time.Since(t0) != 0 {
 			t.Fatalf("err=%v after %v; want an immediate refusal, not a wait in vain", err, time.Since(t0))
@@ -256,7 +262,7 @@ func (w *cpuWatcher) offer(d, every time.Duration, together int) (admitted, sent
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(every) {
 		for range together {
 			sent++
-			if p, err := w.sh.Acquire(context.Background()); err == nil {
+			if p, err := w.sh.Acquire(context.Background(), resilience.Sheddable); err == nil {
 				admitted++
 				p.Release()
 			}
@@ -329,4 +335,118 @@ func TestCPUCapIsARateNotAGap(t *testing.T) {
 			t.Fatalf("CPU calm for 5 s: CPUCap %.0f/s, want it lifted", c)
 		}
 	})
+}
+
+// A call from another of the shop's services is work already admitted there:
+// the CPU cap, which holds new requests back, lets it through.
+func TestCriticalCallsPassTheCPUCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newCPUWatcher(true)
+		w.busy.Store(true)
+		w.offer(500*time.Millisecond, time.Millisecond, 1) // the cap comes down
+		if w.sh.CPUCap() == 0 {
+			t.Fatal("goroutines waiting for a CPU, and no cap")
+		}
+		admitted := map[resilience.Criticality]int{}
+		for range 500 {
+			for _, crit := range []resilience.Criticality{resilience.Sheddable, resilience.Critical} {
+				if p, err := w.sh.Acquire(context.Background(), crit); err == nil {
+					admitted[crit]++
+					p.Release()
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if n := admitted[resilience.Critical]; n != 500 {
+			t.Errorf("critical calls under the CPU cap: %d of 500 admitted, want all", n)
+		}
+		if n := admitted[resilience.Sheddable]; n > 300 {
+			t.Errorf("new requests under the CPU cap: %d of 500 admitted, want at most 300", n)
+		}
+	})
+}
+
+// When a slot frees, a critical call waiting for one gets it before the new
+// requests that queued earlier; the concurrency limit binds it all the same.
+func TestCriticalCallsWaitAtTheFrontOfTheQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1}, nil)
+		held, err := sh.Acquire(context.Background(), resilience.Critical)
+		if err != nil {
+			t.Fatal(err)
+		}
+		order := make(chan string, 3)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wait := func(name string, crit resilience.Criticality) {
+			wg.Go(func() {
+				p, err := sh.Acquire(context.Background(), crit)
+				if err != nil {
+					order <- name + " refused"
+					return
+				}
+				order <- name
+				time.Sleep(time.Millisecond)
+				p.Release()
+			})
+			synctest.Wait() // queued before the next one comes
+		}
+		wait("new 1", resilience.Sheddable)
+		wait("new 2", resilience.Sheddable)
+		wait("call", resilience.Critical)
+		if n := sh.Inflight(); n != 1 {
+			t.Fatalf("%d in flight with a limit of 1", n)
+		}
+		held.Release()
+		var got []string
+		for range 3 {
+			got = append(got, <-order)
+		}
+		if want := []string{"call", "new 1", "new 2"}; !slices.Equal(got, want) {
+			t.Fatalf("admitted in the order %q, want %q", got, want)
+		}
+	})
+}
+
+// At the door, the shop's own calls (/internal/, which the gateway does not
+// route) are critical: under the CPU cap they get in and shoppers' requests
+// get 503 with Retry-After. With the shedding fix off, nobody is refused.
+func TestTheDoorLetsTheShopsOwnCallsPassTheCPUCap(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	for _, shedding := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			set := fixes.Resilient
+			if !shedding {
+				set, _ = fixes.Parse("resilient,-shedding")
+			}
+			w := newCPUWatcher(true)
+			w.busy.Store(true)
+			w.offer(500*time.Millisecond, time.Millisecond, 1) // the cap comes down
+			r := gin.New()
+			r.Use(resilience.Shed(w.sh, resilience.InternalIsCritical("/internal/"), fixes.NewBoard(set, quiet), quiet))
+			r.GET("/*path", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+			answers := map[string]map[int]int{"/internal/v1/users/1": {}, "/v1/products": {}}
+			for range 300 {
+				for path, codes := range answers {
+					rec := httptest.NewRecorder()
+					r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+					codes[rec.Code]++
+					if rec.Code == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
+						t.Fatalf("%s refused without Retry-After", path)
+					}
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got := answers["/internal/v1/users/1"]; got[http.StatusNoContent] != 300 {
+				t.Errorf("shedding %v: the shop's own calls got %v, want all 300 served", shedding, got)
+			}
+			refused := answers["/v1/products"][http.StatusServiceUnavailable]
+			if shedding && refused < 100 {
+				t.Errorf("shedding on: %d of 300 shoppers' requests refused under the CPU cap, want at least 100", refused)
+			}
+			if !shedding && refused != 0 {
+				t.Errorf("shedding off: %d shoppers' requests refused", refused)
+			}
+		})
+	}
 }

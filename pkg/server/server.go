@@ -88,7 +88,7 @@ func New(o Options) *Server {
 	s.api.Use(
 		RequestID(),
 		telemetry.HTTPMetrics(o.Registry),
-		resilience.Shed(o.Shedder, board, log),
+		resilience.Shed(o.Shedder, resilience.InternalIsCritical("/internal/"), board, log),
 		otelgin.Middleware(o.Config.Service),
 		AccessLog(log),
 		Recover(log, board),
