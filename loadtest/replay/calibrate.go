@@ -3,10 +3,12 @@ package replay
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/stampede-shop/stampede/loadtest/load"
 	"github.com/stampede-shop/stampede/loadtest/report"
+	"github.com/stampede-shop/stampede/loadtest/scenario"
 )
 
 // The capacity objective: the highest rate at which the resilient shop
@@ -31,6 +33,19 @@ func calibrationProfile() Profile {
 	return p
 }
 
+// calibrationMix is the scenario's normal mix, offered to find the capacity.
+// A running shop (-target) keeps what the calibration sells, and the hot SKU's
+// stock is the promotion's: there, its orders go to the other SKUs instead,
+// which cost the same. (A shop of the replay's own is thrown away after.)
+func calibrationMix(o Options) scenario.Mix {
+	mix := maps.Clone(o.Scenario.Mix)
+	if o.Target != nil {
+		mix[scenario.OrderOther] += mix[scenario.OrderHot]
+		delete(mix, scenario.OrderHot)
+	}
+	return mix
+}
+
 // Calibrate finds the shop's capacity on this machine: it starts a resilient
 // shop and offers the scenario's normal mix in steps of rising rate, five
 // seconds each (see searchCapacity).
@@ -42,7 +57,7 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 		return 0, err
 	}
 	defer st.Close()
-	mix := o.Scenario.Mix
+	mix := calibrationMix(o)
 	step := func(rate float64, again bool) (bool, error) {
 		rec := &load.Recorder{}
 		gen := &load.Generator{MaxInFlight: inFlightBound()}

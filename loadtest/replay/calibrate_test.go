@@ -3,7 +3,11 @@ package replay
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
+
+	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
 )
 
 // machine is a fake shop for the capacity search: it meets the objective up
@@ -100,4 +104,31 @@ func TestSearchCapacityGivesUp(t *testing.T) {
 			t.Fatalf("got %v after %d steps; want the step's error after 3", err, n)
 		}
 	})
+}
+
+// On a running shop the calibration leaves the hot SKU alone: its stock is
+// the promotion's, and the shop keeps what is sold. On the replay's own shop,
+// thrown away after, it offers the normal mix as it is.
+func TestCalibrationSparesARunningShopsHotSKU(t *testing.T) {
+	promo, err := scenario.Load("promo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	normal := promo.Mix
+	if normal[scenario.OrderHot] == 0 {
+		t.Fatal("promo's normal mix orders no hot SKU: nothing to test")
+	}
+	if got := calibrationMix(Options{Scenario: promo}); !maps.Equal(got, normal) {
+		t.Errorf("own shop: calibration mix %v, want the normal mix %v", got, normal)
+	}
+	got := calibrationMix(Options{Scenario: promo, Target: &stack.Remote{}})
+	if got[scenario.OrderHot] != 0 {
+		t.Errorf("running shop: calibration orders the hot SKU (weight %v)", got[scenario.OrderHot])
+	}
+	if want := normal[scenario.OrderOther] + normal[scenario.OrderHot]; got[scenario.OrderOther] != want {
+		t.Errorf("running shop: other SKUs weigh %v, want %v (the hot SKU's orders go to them)", got[scenario.OrderOther], want)
+	}
+	if len(got) != len(normal)-1 {
+		t.Errorf("running shop: mix %v from %v (the normal mix changed, or more than the hot SKU moved)", got, normal)
+	}
 }
