@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/health"
+	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/server"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
 	"github.com/stampede-shop/stampede/pkg/testkit"
@@ -203,5 +205,40 @@ func TestStartupFailureStopsRun(t *testing.T) {
 	err := srv.Run(context.Background(), func(context.Context) error { return want })
 	if !errors.Is(err, want) {
 		t.Fatalf("got %v, want the start-up error", err)
+	}
+}
+
+// The door the server puts in front of every route treats the services'
+// calls to each other (/internal/) as critical: while the shedder's CPU cap
+// refuses shoppers' requests, it refuses none of them.
+func TestTheShopsOwnCallsAreCriticalAtTheDoor(t *testing.T) {
+	sh := resilience.NewShedder(resilience.ShedSettings{CPUWait: time.Millisecond,
+		CPUWaitSource: func() (time.Duration, uint64) { return 5 * time.Millisecond, 100 }}, nil) // goroutines always wait for a CPU
+	srv := server.New(server.Options{Config: config.Common{Service: "test", Requests: config.Requests{Timeout: time.Second, BodyLimit: 1 << 10}},
+		Log: quiet, Board: board(t, "resilient"), Registry: telemetry.NewRegistry(), Shedder: sh})
+	serve := func(path string) (overloaded bool) {
+		rec := httptest.NewRecorder()
+		srv.API().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code == http.StatusServiceUnavailable && strings.Contains(rec.Body.String(), `"code":"overloaded"`)
+	}
+	// A request a millisecond until the cap comes down (it reads the wait every 100 ms).
+	eventually(t, func() bool { serve("/v1/products"); time.Sleep(time.Millisecond); return sh.CPUCap() > 0 }, "the CPU cap never came down")
+	for range 3 { // a request a window: the cap comes down to 0.9 × the rate served, 10/s at least
+		time.Sleep(100 * time.Millisecond)
+		serve("/v1/products")
+	}
+	refused := map[string]int{}
+	for range 300 {
+		for _, path := range []string{"/internal/v1/users/1", "/v1/products"} {
+			if serve(path) {
+				refused[path]++
+			}
+		}
+	}
+	if n := refused["/internal/v1/users/1"]; n != 0 {
+		t.Errorf("under the CPU cap (%.0f/s), %d of 300 calls to /internal/ refused", sh.CPUCap(), n)
+	}
+	if n := refused["/v1/products"]; n == 0 {
+		t.Errorf("under the CPU cap (%.0f/s), none of 300 shoppers' requests refused back to back", sh.CPUCap())
 	}
 }
