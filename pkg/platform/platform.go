@@ -109,6 +109,15 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 	return p, nil
 }
 
+// Limiter is a budget of perSecond requests a second per key, with bursts
+// of the same size, named name. It is kept in Redis (GCRA) under the
+// service's prefix, so every replica shares it and scaling out does not
+// multiply it; see resilience.RedisLimiter for what happens while Redis is
+// down.
+func (p *Platform) Limiter(name string, perSecond int) resilience.Limiter {
+	return resilience.NewRedisLimiter(p.Redis, p.Config.RedisPrefix+"rate:"+name+":", perSecond, perSecond, p.Observer)
+}
+
 // Prepare is the start-up every service shares: wait for the dependencies
 // (bounded: about a minute, then the process exits and its supervisor
 // restarts it), apply the migrations under Postgres's advisory lock, and

@@ -12,12 +12,9 @@ import (
 // shared middleware and the admin listener come from package server.
 func addRoutes(r *gin.Engine, p *platform.Platform, cfg Config, svc *products.Service) {
 	log, board := p.Log, p.Board
-	limiter := func(name string, perSecond int) resilience.Limiter { // shared by every replica through Redis
-		return resilience.NewRedisLimiter(p.Redis, p.Config.RedisPrefix+"rate:"+name+":", perSecond, perSecond, p.Observer)
-	}
 	// Browsing is cheap for one client and ruinous for a scraper: a budget per
-	// client IP.
-	limit := resilience.RateLimit(limiter("search", cfg.SearchRate), resilience.ByClientIP("search"), board, log)
+	// client IP, shared by every replica through Redis (p.Limiter).
+	limit := resilience.RateLimit(p.Limiter("search", cfg.SearchRate), resilience.ByClientIP("search"), board, log)
 
 	v1 := r.Group("/v1", limit)
 	v1.GET("/products", handleSearch(log, svc))
@@ -28,6 +25,6 @@ func addRoutes(r *gin.Engine, p *platform.Platform, cfg Config, svc *products.Se
 	// own, ten times a browser's by default: a caller that must ask for a
 	// price before it can sell is not a scraper, but a runaway one must still
 	// not take the catalog down.
-	internal := resilience.RateLimit(limiter("search-internal", cfg.InternalRate), resilience.ByClientIP("internal"), board, log)
+	internal := resilience.RateLimit(p.Limiter("search-internal", cfg.InternalRate), resilience.ByClientIP("internal"), board, log)
 	r.GET("/internal/v1/products/:id", internal, handleProduct(log, svc))
 }

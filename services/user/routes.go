@@ -13,16 +13,11 @@ import (
 // shared middleware and the admin listener come from package server.
 func addRoutes(r *gin.Engine, p *platform.Platform, cfg Config, svc *account.Service, tokens *auth.Tokens) {
 	log, board := p.Log, p.Board
-	// Budgets are shared by every replica through Redis (GCRA), so scaling
-	// out does not multiply them; see resilience.RedisLimiter for what
-	// happens while Redis is down.
-	limiter := func(name string, perSecond int) resilience.Limiter {
-		return resilience.NewRedisLimiter(p.Redis, p.Config.RedisPrefix+"rate:"+name+":", perSecond, perSecond, p.Observer)
-	}
+	// Budgets are shared by every replica through Redis (p.Limiter).
 	// Login is where credential stuffing lands: a small budget per client IP.
 	// A burst of the same size lets a person retry a typo without waiting.
-	loginLimit := resilience.RateLimit(limiter("login", cfg.LoginRate), resilience.ByClientIP("login"), board, log)
-	detail := limiter("detail", cfg.DetailRate)
+	loginLimit := resilience.RateLimit(p.Limiter("login", cfg.LoginRate), resilience.ByClientIP("login"), board, log)
+	detail := p.Limiter("detail", cfg.DetailRate)
 
 	v1 := r.Group("/v1")
 	v1.POST("/users", handleRegister(log, svc))
