@@ -482,9 +482,9 @@ func breakerStates(sm stack.Sample) string {
 	var named []string
 	for _, name := range slices.Sorted(maps.Keys(sm.Breakers)) {
 		switch sm.Breakers[name] {
-		case 1:
+		case stack.BreakerProbing:
 			named = append(named, name+" probing")
-		case 2:
+		case stack.BreakerOpen:
 			named = append(named, name+" open")
 		}
 	}

@@ -188,6 +188,14 @@ func label(m *dto.Metric, name string) (string, bool) {
 	return "", false
 }
 
+// A breaker's state as the services export it (breaker_state) and as the
+// report charts it.
+const (
+	BreakerClosed  = 0.0
+	BreakerProbing = 1.0 // half-open
+	BreakerOpen    = 2.0
+)
+
 // Entries counts a breaker's entries into half-open and open (counters).
 type Entries struct{ HalfOpen, Open float64 }
 
@@ -211,9 +219,9 @@ func entered(f *dto.MetricFamily) map[string]Entries {
 }
 
 // Charted is a breaker's state over the second between two scrapes, as the
-// report draws it: 1 (half-open) if it probed in that second — entered
-// half-open, whatever it went to next — else 2 if it opened in it, else the
-// state the second scrape read (0 closed, 1 half-open, 2 open). The states
+// report draws it: BreakerProbing if it probed in that second — entered
+// half-open, whatever it went to next — else BreakerOpen if it opened in it,
+// else the state the second scrape read. The states
 // scraped alone miss a probe that fails at once: the breaker is open again
 // before the next scrape. Counters below was are a restarted process's,
 // counted from zero.
@@ -226,9 +234,9 @@ func Charted(state float64, was, now Entries) float64 {
 	}
 	switch {
 	case since(now.HalfOpen, was.HalfOpen) > 0:
-		return 1
+		return BreakerProbing
 	case since(now.Open, was.Open) > 0:
-		return 2
+		return BreakerOpen
 	}
 	return state
 }
@@ -237,7 +245,7 @@ func Charted(state float64, was, now Entries) float64 {
 func notClosed(states map[string]float64) int {
 	n := 0
 	for _, state := range states {
-		if state > 0 {
+		if state != BreakerClosed {
 			n++
 		}
 	}
