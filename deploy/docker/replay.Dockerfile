@@ -12,7 +12,7 @@ ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION}-bookworm AS build
 ARG VERSION=dev
 WORKDIR /src
-ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-trimpath
+ENV CGO_ENABLED=0 GOWORK=off GOFLAGS="-trimpath -tags=nomsgpack"
 
 COPY pkg/go.mod pkg/go.sum pkg/
 COPY loadtest/go.mod loadtest/go.sum loadtest/
