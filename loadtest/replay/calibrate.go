@@ -81,7 +81,7 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 		return ok, nil
 	}
 	good, err := searchCapacity(step, func() {
-		time.Sleep(time.Second) // let the queues of the last step drain
+		time.Sleep(time.Second) // let the queues of the step that missed drain
 	})
 	if err != nil {
 		return 0, err
@@ -96,7 +96,9 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 // tried once more: on a machine shared with other work a stall of a few
 // hundred milliseconds can sink one step, and the capacity sets the scale of
 // the whole scenario. step is told when it is that second try; pause runs
-// between steps.
+// after a step that missed, whose queues may still be long. A step that met
+// the objective needs none: what it left in flight ends within the next
+// step's first second, which is not judged.
 func searchCapacity(step func(rate float64, again bool) (bool, error), pause func()) (float64, error) {
 	meets := func(rate float64) (bool, error) {
 		ok, err := step(rate, false)
@@ -117,7 +119,6 @@ func searchCapacity(step func(rate float64, again bool) (bool, error), pause fun
 			break
 		}
 		good = rate
-		pause()
 	}
 	if good == 0 {
 		return 0, fmt.Errorf("the shop missed the objective at the lowest rate tried (40/s), twice; is this machine busy?")

@@ -17,6 +17,7 @@ type machine struct {
 	capacity float64
 	stalls   map[float64]bool
 	steps    []float64
+	met      []bool    // whether each step met the objective
 	retries  []float64 // the steps the search called second tries
 }
 
@@ -29,11 +30,10 @@ func (m *machine) step(rate float64, again bool) (bool, error) {
 		}
 	}
 	m.steps = append(m.steps, rate)
-	if m.stalls[rate] {
-		delete(m.stalls, rate)
-		return false, nil
-	}
-	return rate <= m.capacity, nil
+	ok := rate <= m.capacity && !m.stalls[rate]
+	delete(m.stalls, rate)
+	m.met = append(m.met, ok)
+	return ok, nil
 }
 
 func TestSearchCapacity(t *testing.T) {
@@ -58,16 +58,24 @@ func TestSearchCapacity(t *testing.T) {
 			for _, r := range tt.stalls {
 				m.stalls[r] = true
 			}
-			pauses := 0
-			got, err := searchCapacity(m.step, func() { pauses++ })
+			var pausedAfter []int // the steps a pause followed
+			got, err := searchCapacity(m.step, func() { pausedAfter = append(pausedAfter, len(m.steps)-1) })
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want || len(m.steps) != tt.tries {
 				t.Fatalf("capacity %v after steps %v; want %v after %d steps", got, m.steps, tt.want, tt.tries)
 			}
-			if pauses != len(m.steps)-1 {
-				t.Errorf("%d pauses between %d steps", pauses, len(m.steps))
+			// A pause follows every step that missed (its queues drain),
+			// and no other.
+			var missed []int
+			for i, ok := range m.met[:len(m.met)-1] {
+				if !ok {
+					missed = append(missed, i)
+				}
+			}
+			if fmt.Sprint(pausedAfter) != fmt.Sprint(missed) {
+				t.Errorf("paused after steps %v of %v, want after the misses %v", pausedAfter, m.steps, missed)
 			}
 			// A step is called a second try exactly when it repeats the one
 			// before (the progress line marks it "again").
