@@ -20,6 +20,7 @@ import (
 	"github.com/stampede-shop/stampede/loadtest/scenario"
 	"github.com/stampede-shop/stampede/loadtest/stack"
 	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/resilience"
 )
 
 // Options are what a replay runs.
@@ -482,9 +483,9 @@ func breakerStates(sm stack.Sample) string {
 	var named []string
 	for _, name := range slices.Sorted(maps.Keys(sm.Breakers)) {
 		switch sm.Breakers[name] {
-		case stack.BreakerProbing:
+		case resilience.BreakerHalfOpen:
 			named = append(named, name+" probing")
-		case stack.BreakerOpen:
+		case resilience.BreakerOpen:
 			named = append(named, name+" open")
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/stampede-shop/stampede/pkg/resilience"
 )
 
 // Sample is one scrape of a service's /metrics: the series the report charts.
@@ -188,14 +190,6 @@ func label(m *dto.Metric, name string) (string, bool) {
 	return "", false
 }
 
-// A breaker's state as the services export it (breaker_state) and as the
-// report charts it.
-const (
-	BreakerClosed  = 0.0
-	BreakerProbing = 1.0 // half-open
-	BreakerOpen    = 2.0
-)
-
 // Entries counts a breaker's entries into half-open and open (counters).
 type Entries struct{ HalfOpen, Open float64 }
 
@@ -219,9 +213,9 @@ func entered(f *dto.MetricFamily) map[string]Entries {
 }
 
 // Charted is a breaker's state over the second between two scrapes, as the
-// report draws it: BreakerProbing if it probed in that second — entered
-// half-open, whatever it went to next — else BreakerOpen if it opened in it,
-// else the state the second scrape read. The states
+// report draws it: resilience.BreakerHalfOpen if it probed in that second —
+// entered half-open, whatever it went to next — else resilience.BreakerOpen
+// if it opened in it, else the state the second scrape read. The states
 // scraped alone miss a probe that fails at once: the breaker is open again
 // before the next scrape. Counters below was are a restarted process's,
 // counted from zero.
@@ -234,9 +228,9 @@ func Charted(state float64, was, now Entries) float64 {
 	}
 	switch {
 	case since(now.HalfOpen, was.HalfOpen) > 0:
-		return BreakerProbing
+		return resilience.BreakerHalfOpen
 	case since(now.Open, was.Open) > 0:
-		return BreakerOpen
+		return resilience.BreakerOpen
 	}
 	return state
 }
@@ -245,7 +239,7 @@ func Charted(state float64, was, now Entries) float64 {
 func notClosed(states map[string]float64) int {
 	n := 0
 	for _, state := range states {
-		if state != BreakerClosed {
+		if state != resilience.BreakerClosed {
 			n++
 		}
 	}

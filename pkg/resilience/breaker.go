@@ -10,6 +10,15 @@ import (
 	"github.com/stampede-shop/stampede/pkg/fixes"
 )
 
+// The values of the breaker_state gauge: the breakers export gobreaker's
+// state as it is, and whoever reads the gauge (the replay's report) reads it
+// with these.
+const (
+	BreakerClosed   = float64(gobreaker.StateClosed)
+	BreakerHalfOpen = float64(gobreaker.StateHalfOpen)
+	BreakerOpen     = float64(gobreaker.StateOpen)
+)
+
 // BreakerSettings configure a Breaker. The zero value of a field means its
 // default, chosen as follows.
 //
