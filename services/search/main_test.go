@@ -20,7 +20,7 @@ func start(t *testing.T) *testkit.Instance {
 	return testkit.StartReady(t, run, env)
 }
 
-func seedCatalog(t *testing.T, env map[string]string) {
+func seedCatalog(t testing.TB, env map[string]string) {
 	t.Helper()
 	var out testkit.SyncBuffer
 	if err := run(context.Background(), []string{"search", "seed", fmt.Sprint(seeded)}, testkit.Getenv(env), nil, &out, &out); err != nil {

@@ -79,7 +79,12 @@ const (
 func ParseQuery(v url.Values) (Query, map[string]string) {
 	problems := map[string]string{}
 	q := Query{Text: strings.TrimSpace(v.Get("q")), Category: v.Get("category"), Limit: DefaultLimit, Cursor: v.Get("cursor")}
-	if utf8.RuneCountInString(q.Text) > maxTextLen {
+	switch {
+	case !utf8.ValidString(q.Text) || strings.ContainsRune(q.Text, 0):
+		// Postgres refuses both outright (its text holds UTF-8 and no NUL):
+		// said here, it is the client's mistake, not the database's error.
+		problems["q"] = "must be UTF-8 text without NUL characters"
+	case utf8.RuneCountInString(q.Text) > maxTextLen:
 		problems["q"] = "must be at most 200 characters"
 	}
 	if q.Category != "" && !slices.Contains(catalog.Categories(), q.Category) {

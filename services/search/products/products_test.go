@@ -25,6 +25,10 @@ func TestParseQuery(t *testing.T) {
 		{"min_price=300&max_price=200", "min_price"},
 		{"category=spaceships", "category"},
 		{"q=" + strings.Repeat("a", 201), "q"},
+		{"q=lap%00top", "q"}, // a NUL byte: Postgres refuses it in text
+		{"q=%ff%fe", "q"},    // not UTF-8
+		{"q=%c3", "q"},       // half of a two-byte character
+		{"q=caf%c3%a9", ""},  // café
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
