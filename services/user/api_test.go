@@ -101,6 +101,9 @@ func TestBadInputIsAClearClientError(t *testing.T) {
 		{"huge body", "POST", "/v1/users", huge, 413, "body_too_large"},
 		{"login missing password", "POST", "/v1/sessions", `{"email":"a@b.co"}`, 400, "invalid"},
 		{"login not JSON", "POST", "/v1/sessions", `email=a`, 400, "invalid_json"},
+		// No account can have it (registration refuses it), and Postgres
+		// would refuse the NUL byte: the answer any unknown email gets.
+		{"login email with a NUL byte", "POST", "/v1/sessions", `{"email":"a\u0000@b.co","password":"x"}`, 401, "bad_credentials"},
 		{"internal id not a number", "GET", "/internal/v1/users/abc", ``, 400, "invalid"},
 		{"internal id zero", "GET", "/internal/v1/users/0", ``, 400, "invalid"},
 		{"internal unknown id", "GET", "/internal/v1/users/987654", ``, 404, "not_found"},

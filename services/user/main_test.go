@@ -13,7 +13,7 @@ const testSecret = "test-secret-test-secret-test-secret"
 // NATS, in a database, key prefix and stream namespace of its own.
 type instance struct{ *testkit.Instance }
 
-func testEnv(t *testing.T) map[string]string {
+func testEnv(t testing.TB) map[string]string {
 	t.Helper()
 	env := testkit.Env(t)
 	env["JWT_SECRET"] = testSecret

@@ -58,7 +58,15 @@ func (s *Service) Register(ctx context.Context, r Registration) (Profile, error)
 // Login checks credentials and issues a session. A wrong password and an
 // unknown email both return ErrBadCredentials, after the same bcrypt work.
 func (s *Service) Login(ctx context.Context, c Credentials) (Session, error) {
-	u, err := s.store.ByEmail(ctx, NormalizeEmail(c.Email))
+	email := NormalizeEmail(c.Email)
+	var u *User
+	err := ErrNotFound
+	// An address that registration refuses names no account, so it is not
+	// looked up: Postgres would answer one with a NUL byte with an error (a
+	// 500), where the client deserves the answer every unknown email gets.
+	if emailProblem(email) == "" {
+		u, err = s.store.ByEmail(ctx, email)
+	}
 	hash := s.dummy
 	switch {
 	case err == nil:
