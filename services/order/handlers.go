@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/stampede-shop/stampede/pkg/auth"
 	"github.com/stampede-shop/stampede/pkg/web"
@@ -98,9 +99,10 @@ func handleList(log *slog.Logger, svc *orders.Service) gin.HandlerFunc {
 		var before *orders.ListCursor
 		if s := c.Query("cursor"); s != "" {
 			// The cursor needs no signature: it only ever pages through the
-			// caller's own orders.
+			// caller's own orders. Its id must still be an order id, or
+			// Postgres refuses the comparison (a 500, not the client's 400).
 			b, err := base64.RawURLEncoding.DecodeString(s)
-			if err != nil || json.Unmarshal(b, &before) != nil || before.ID == "" || before.CreatedAt.IsZero() {
+			if err != nil || json.Unmarshal(b, &before) != nil || uuid.Validate(before.ID) != nil || before.CreatedAt.IsZero() {
 				fail(c, log, web.Invalid(map[string]string{"cursor": "is not a cursor"}))
 				return
 			}

@@ -65,7 +65,7 @@ func (d *deps) waitOnHold(r *http.Request) {
 	}
 }
 
-func startDeps(t *testing.T) *deps {
+func startDeps(t testing.TB) *deps {
 	t.Helper()
 	d := &deps{}
 	prices := map[int64]int64{}
@@ -101,7 +101,7 @@ func startDeps(t *testing.T) *deps {
 }
 
 // start seeds an inventory and runs the order service with fixes.
-func start(t *testing.T, fixesValue string, d *deps, edit ...func(map[string]string)) *testkit.Instance {
+func start(t testing.TB, fixesValue string, d *deps, edit ...func(map[string]string)) *testkit.Instance {
 	t.Helper()
 	env := testkit.Env(t)
 	env["JWT_SECRET"] = testSecret
@@ -118,7 +118,7 @@ func start(t *testing.T, fixesValue string, d *deps, edit ...func(map[string]str
 	return testkit.StartReady(t, run, env)
 }
 
-func token(t *testing.T, userID int64) string {
+func token(t testing.TB, userID int64) string {
 	t.Helper()
 	tok, _, err := auth.NewTokens(testSecret, time.Hour).Issue(userID)
 	if err != nil {
