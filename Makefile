@@ -14,7 +14,7 @@ TEST_FLAGS    ?= -race -count=1 -timeout 10m
 GOFLAGS       ?= -tags=nomsgpack
 export GOFLAGS
 
-.PHONY: help test vet unit bench build dev seed replay lint manifests tidy clean
+.PHONY: help test vet unit fuzz bench build dev seed replay lint manifests tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,18 @@ unit: ## only the tests that need no Postgres, Redis or NATS
 	$(GO) test -race -count=1 $(MODULE)/pkg/config/... $(MODULE)/pkg/fixes/... $(MODULE)/pkg/web/... $(MODULE)/pkg/logging/... \
 		$(MODULE)/pkg/catalog/... $(MODULE)/services/user/account/... $(MODULE)/services/search/products/... \
 		$(MODULE)/services/order/orders/...
+
+# Each fuzz target runs this long under `make fuzz` (`make test` runs only
+# their seeds).
+FUZZTIME      ?= 1m
+
+fuzz: ## run every fuzz target (func Fuzz...) for FUZZTIME each, 1m by default: bad input gets a 4xx, never a 500
+	@for f in $$(grep -rlE --include='*_test.go' '^func Fuzz' pkg services loadtest); do \
+		for n in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' $$f); do \
+			echo "▶ $$n in ./$$(dirname $$f), $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$n$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f) || exit 1; \
+		done; \
+	done
 
 bench: ## the resilience benchmarks and the side-by-side with failsafe-go and go-zero
 	$(GO) test -run XXX -bench . -benchmem ./pkg/resilience/

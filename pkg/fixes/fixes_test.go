@@ -3,6 +3,7 @@ package fixes_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -119,4 +120,28 @@ func TestAdminFixesHandler(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"breaker":false`) {
 		t.Fatalf("GET: %d %s", code, body)
 	}
+}
+
+// FuzzParse: a FIXES value comes from the environment or from PUT
+// /admin/fixes. Whatever it is, Parse names the unknown word or returns a
+// set, and a set renders (String, what GET /admin/fixes shows) to a value
+// that parses back to the same set.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "naive", "resilient", "resilient,-breaker", "naive,+probes,+timeouts", " , ,", "+", "-", "naive,naive", "breaker,-breaker,+breaker", "spaceships"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		set, err := fixes.Parse(s)
+		if err != nil {
+			var unknown *fixes.UnknownError
+			if !errors.As(err, &unknown) || !strings.Contains(s, unknown.Name) {
+				t.Fatalf("Parse(%q): %v, want an *UnknownError naming a word of it", s, err)
+			}
+			return
+		}
+		again, err := fixes.Parse(set.String())
+		if err != nil || again != set {
+			t.Fatalf("Parse(%q) = %v, rendered %q, parsed back to %v, %v", s, set, set.String(), again, err)
+		}
+	})
 }
