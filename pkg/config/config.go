@@ -188,12 +188,38 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 // DurationOrOff is Duration for a limit that can be switched off: "off"
 // (or "0") returns 0.
 func (e *Env) DurationOrOff(name string, def time.Duration) time.Duration {
-	switch s := e.String(name, ""); s {
-	case "off", "0":
-		return 0
-	default:
-		return e.positive(name, s, def, "10ms, or off")
+	s := e.String(name, "")
+	if s == "" {
+		return def
 	}
+	d, err := ParseDurationOrOff(s)
+	if err != nil {
+		e.fail(name, err.Error())
+		return def
+	}
+	return d
+}
+
+// ParseDurationOrOff reads a limit that can be switched off, from the
+// environment or from an admin request: "off" or "0" is 0, anything else
+// must be a positive duration.
+func ParseDurationOrOff(s string) (time.Duration, error) {
+	if s == "off" || s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("must be a positive duration such as 10ms, or off, got %q", s)
+	}
+	return d, nil
+}
+
+// FormatDurationOrOff writes d as ParseDurationOrOff reads it.
+func FormatDurationOrOff(d time.Duration) string {
+	if d <= 0 {
+		return "off"
+	}
+	return d.String()
 }
 
 // positive parses s, the value of name, as a positive duration; def when s

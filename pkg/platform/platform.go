@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 	}, p.Observer)
 	p.Health.AddInfo("load", func() any {
 		return map[string]int{"concurrency_limit": p.Shedder.Limit(), "inflight": p.Shedder.Inflight(),
-			"cpu_wait_target_us": int(cfg.Requests.ShedCPUWait.Microseconds()), "cpu_cap_per_s": int(p.Shedder.CPUCap())}
+			"cpu_wait_target_us": int(p.Shedder.CPUWait().Microseconds()), "cpu_cap_per_s": int(p.Shedder.CPUCap())}
 	})
 	p.Server = server.New(server.Options{Config: cfg, Log: log, Board: p.Board, Registry: p.Registry, Health: p.Health, Shedder: p.Shedder})
 	return p, nil

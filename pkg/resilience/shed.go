@@ -38,9 +38,9 @@ import (
 //     prediction a third of the refusals had waited out the queue, 5–25 ms
 //     in the order service.
 //   - CPUWait 0: not watched (the services set it from
-//     SHED_TARGET_CPU_WAIT, 10 ms by default). Otherwise a ceiling on the
-//     rate of admissions keeps a CPU free: see cpuRate. CPUWaitSource nil
-//     means RuntimeCPUWait.
+//     SHED_TARGET_CPU_WAIT, 10 ms by default, and SetCPUWait changes it at
+//     run time). Otherwise a ceiling on the rate of admissions keeps a CPU
+//     free: see cpuRate. CPUWaitSource nil means RuntimeCPUWait.
 type ShedSettings struct {
 	Name          string
 	Target        time.Duration
@@ -89,7 +89,7 @@ func (s ShedSettings) withDefaults() ShedSettings {
 	if s.Name == "" {
 		s.Name = "api"
 	}
-	if s.CPUWait > 0 && s.CPUWaitSource == nil {
+	if s.CPUWaitSource == nil { // even with CPUWait 0: SetCPUWait may switch it on
 		s.CPUWaitSource = RuntimeCPUWait()
 	}
 	return s
@@ -137,6 +137,7 @@ type Shedder struct {
 	// a twentieth, and lifts it once it is twice that rate. The cap is a
 	// token bucket holding cpuWindow/10 of it, and at least cpuMinBurst.
 	cpuRate  *rate.Limiter
+	cpuWait  atomic.Int64 // the CPUWait in force (ns; 0: not watched)
 	done     int          // requests released since the last read of the CPU wait
 	doneFrom time.Time    // when that count started
 	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
@@ -179,6 +180,7 @@ func (e *ShedError) RetryAfter() time.Duration { return time.Second }
 func NewShedder(s ShedSettings, obs *Observer) *Shedder {
 	s = s.withDefaults()
 	sh := &Shedder{s: s, obs: obs, limit: float64(s.InitialLimit), cpuRate: rate.NewLimiter(rate.Inf, 1)}
+	sh.cpuWait.Store(int64(max(s.CPUWait, 0)))
 	sh.report()
 	sh.reportCPUCap()
 	return sh
@@ -197,6 +199,26 @@ func (sh *Shedder) CPUCap() float64 {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.cpuCapOrZero()
+}
+
+// CPUWait returns the CPU wait the cap steers to, 0 when it is off.
+func (sh *Shedder) CPUWait() time.Duration { return time.Duration(sh.cpuWait.Load()) }
+
+// SetCPUWait changes CPUWait at run time, as the admin API's PUT
+// /admin/shedding does; 0 switches the cap off and lifts it. (The replay
+// measures a running shop's capacity without the cap, as it does its own.)
+func (sh *Shedder) SetCPUWait(d time.Duration) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d = max(d, 0)
+	if was := time.Duration(sh.cpuWait.Swap(int64(d))); (was > 0) == (d > 0) {
+		return // on and on, or off and off: the cap goes on as it was
+	}
+	// Off, or on again after a while off: what was counted meanwhile says
+	// nothing about the next window, and no cap holds until one is read.
+	sh.cpuRate.SetLimit(rate.Inf)
+	sh.done, sh.doneFrom = 0, time.Time{}
+	sh.reportCPUCap()
 }
 
 // cpuCapOrZero is CPUCap for a caller that holds mu.
@@ -236,7 +258,7 @@ func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, erro
 	critical := crit >= Critical
 	// fix: shedding — the CPU cap refuses new work, never another service's
 	// call for work already admitted.
-	if sh.s.CPUWait > 0 && !critical && !sh.cpuRate.Allow() {
+	if sh.cpuWait.Load() > 0 && !critical && !sh.cpuRate.Allow() {
 		sh.mu.Unlock()
 		sh.obs.reject("shed", "cpu_busy")
 		return nil, &ShedError{Reason: "no CPU to spare"}
@@ -338,7 +360,8 @@ func (p *Permit) Release() {
 // over CPUWait. Only the caller that moves cpuNext on reads, outside the
 // Shedder's lock.
 func (sh *Shedder) readCPUWait(now time.Time) (read, busy bool) {
-	if sh.s.CPUWait <= 0 {
+	target := time.Duration(sh.cpuWait.Load())
+	if target <= 0 {
 		return false, false
 	}
 	next := sh.cpuNext.Load()
@@ -346,7 +369,7 @@ func (sh *Shedder) readCPUWait(now time.Time) (read, busy bool) {
 		return false, false
 	}
 	p99, n := sh.s.CPUWaitSource()
-	return true, n >= cpuMinSamples && p99 > sh.s.CPUWait
+	return true, n >= cpuMinSamples && p99 > target
 }
 
 // adjustCPURate moves the cap on admissions after a window in which the

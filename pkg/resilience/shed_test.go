@@ -314,6 +314,31 @@ func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 	}
 }
 
+// SetCPUWait switches the cap at run time (the admin API's PUT
+// /admin/shedding): on, it comes down while the goroutines wait for a CPU;
+// off, it is lifted at once, whatever the wait.
+func TestSetCPUWaitSwitchesTheCapAtRunTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newCPUWatcher(false)
+		w.busy.Store(true)
+		if n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1); n < 495 || w.sh.CPUWait() != 0 {
+			t.Fatalf("off: %d of 500 admitted while goroutines waited, CPUWait %v", n, w.sh.CPUWait())
+		}
+		w.sh.SetCPUWait(2 * time.Millisecond)
+		w.offer(500*time.Millisecond, time.Millisecond, 1)
+		if n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1); n > 300 || w.sh.CPUCap() == 0 {
+			t.Fatalf("switched on: %d of 500 admitted in the second half second (want at most 300), CPUCap %.0f/s", n, w.sh.CPUCap())
+		}
+		w.sh.SetCPUWait(0)
+		if c, g := w.sh.CPUCap(), w.gauge(t, "shed_cpu_cap_per_second"); c != 0 || g != 0 {
+			t.Fatalf("switched off: CPUCap %.0f/s, shed_cpu_cap_per_second %.0f; want none", c, g)
+		}
+		if n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1); n < 495 {
+			t.Fatalf("switched off, goroutines still waiting: %d of 500 admitted", n)
+		}
+	})
+}
+
 // The cap bounds a rate, not the gap between two requests: requests that
 // arrive in pairs, 100 a second, get in at the cap's rate. (Its bucket used
 // to hold a hundredth of a second of the cap, one token below 100/s, and

@@ -110,6 +110,8 @@ func New(o Options) *Server {
 	admin.GET("/fixes", board.HandleGet)
 	// The admin token is shared, so "who" is where the change came from.
 	admin.PUT("/fixes", board.HandlePut(func(c *gin.Context) string { return "admin-api from " + c.ClientIP() }))
+	admin.GET("/shedding", handleSheddingGet(o.Shedder))
+	admin.PUT("/shedding", handleSheddingPut(o.Shedder, log))
 	return s
 }
 

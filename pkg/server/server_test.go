@@ -141,6 +141,50 @@ func TestAdminListener(t *testing.T) {
 	resp.Body.Close()
 }
 
+// PUT /admin/shedding switches the shedder's CPU cap on a running service;
+// what is not a duration or "off" is a 400 that changes nothing.
+func TestAdminSwitchesTheCPUCap(t *testing.T) {
+	unblock := make(chan struct{})
+	close(unblock)
+	h := start(t, "resilient", unblock)
+	do := func(method, body, token string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+h.admin+"/admin/shedding", strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := do(http.MethodPut, `{"cpu_wait":"off"}`, ""); code != 401 {
+		t.Fatalf("PUT without the token: %d, want 401", code)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"cpu_wait":"7ms"}`, `{"cpu_wait":"7ms"}`},
+		{`{"cpu_wait":"off"}`, `{"cpu_wait":"off"}`},
+		{`{"cpu_wait":"20ms"}`, `{"cpu_wait":"20ms"}`},
+	} {
+		if code, body := do(http.MethodPut, tt.body, "tok"); code != 200 || body != tt.want {
+			t.Fatalf("PUT %s: %d %s, want 200 %s", tt.body, code, body, tt.want)
+		}
+		if code, body := do(http.MethodGet, "", "tok"); code != 200 || body != tt.want {
+			t.Fatalf("GET after PUT %s: %d %s", tt.body, code, body)
+		}
+	}
+	for _, bad := range []string{`{"cpu_wait":"-5ms"}`, `{"cpu_wait":"soon"}`, `{}`, `{"cpu_wait":10}`} {
+		if code, body := do(http.MethodPut, bad, "tok"); code != 400 || !strings.Contains(body, `"code":"invalid`) {
+			t.Fatalf("PUT %s: %d %s, want a 400", bad, code, body)
+		}
+	}
+	if _, body := do(http.MethodGet, "", "tok"); body != `{"cpu_wait":"20ms"}` {
+		t.Fatalf("after the bad requests: %s, want the last good value", body)
+	}
+}
+
 func TestGracefulShutdown(t *testing.T) {
 	unblock := make(chan struct{})
 	close(unblock)
