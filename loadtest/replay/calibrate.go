@@ -29,9 +29,13 @@ const (
 func calibrationProfile() Profile {
 	p, _ := ParseProfile("resilient")
 	p.Name = "calibration"
-	p.Env = map[string]string{"SHED_TARGET_CPU_WAIT": "off"}
+	p.Env = map[string]string{cpuWaitEnv: "off"}
 	return p
 }
+
+// cpuWaitEnv sets the services' CPU cap: at their start, or on a running
+// shop through PUT /admin/shedding.
+const cpuWaitEnv = "SHED_TARGET_CPU_WAIT"
 
 // calibrationMix is the scenario's normal mix, offered to find the capacity.
 // A running shop (-target) keeps what the calibration sells, and the hot SKU's

@@ -16,7 +16,8 @@ type Profile struct {
 	Name  string // naive, resilient, naive+hot_row, resilient-shedding
 	Fixes string // the FIXES value
 	// Env sets (or, with "", unsets) variables of the services the replay
-	// starts; a -target shop keeps its own.
+	// starts. A -target shop keeps its own, but for SHED_TARGET_CPU_WAIT,
+	// which its admin API switches (PUT /admin/shedding).
 	Env map[string]string
 }
 

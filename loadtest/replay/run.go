@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -70,10 +71,21 @@ func (o *Options) defaults() {
 // Run runs the replay and returns its summary; the report is written by the
 // caller (report.Write). A profile that breaks an invariant is in the summary,
 // with Broken set.
-func Run(ctx context.Context, o Options) (*report.Summary, error) {
+func Run(ctx context.Context, o Options) (s *report.Summary, err error) {
 	o.defaults()
+	if o.Target != nil {
+		// The calibration switches a running shop's CPU cap off; however
+		// the run ends, the shop gets its own back.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if rerr := o.Target.SetCPUWait(ctx, ""); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("putting back the target's CPU cap: %w", rerr))
+			}
+		}()
+	}
 	sc := o.Scenario
-	s := &report.Summary{Scenario: sc.Name, Description: sc.Description, Started: time.Now(),
+	s = &report.Summary{Scenario: sc.Name, Description: sc.Description, Started: time.Now(),
 		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
 	if o.Capacity <= 0 {
 		c, err := Calibrate(ctx, o)
@@ -138,6 +150,16 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 	if o.Target != nil {
 		if err := o.Target.SetFixes(ctx, p.Fixes); err != nil {
 			return nil, nil, fmt.Errorf("switching the target's fixes: %w", err)
+		}
+		// Of the environment, only the CPU cap can change on a running
+		// shop (the calibration's "off"); "" puts back the shop's own.
+		for name := range p.Env {
+			if name != cpuWaitEnv {
+				return nil, nil, fmt.Errorf("profile %s sets %s, which a running shop cannot change", p.Name, name)
+			}
+		}
+		if err := o.Target.SetCPUWait(ctx, p.Env[cpuWaitEnv]); err != nil {
+			return nil, nil, fmt.Errorf("switching the target's CPU cap: %w", err)
 		}
 		st = o.Target
 	} else {

@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,10 @@ type Remote struct {
 	Toxiproxy  string            // Toxiproxy's API, with proxies "postgres" and (optionally) "users"
 	AdminToken string
 	HTTP       *http.Client
+
+	// cpuWait is each service's CPU-wait target as it was before the
+	// replay first changed it, to put back.
+	cpuWait map[string]string
 }
 
 // ParseTargets reads "user=URL,search=URL,order=URL" into a map, checking
@@ -79,7 +84,40 @@ func (r *Remote) client() *http.Client {
 func (r *Remote) SetFixes(ctx context.Context, fixes string) error {
 	for _, svc := range Services {
 		if err := r.call(ctx, http.MethodPut, r.Admins[svc]+"/admin/fixes", "Bearer "+r.AdminToken,
-			fmt.Sprintf(`{"fixes":%q}`, fixes)); err != nil {
+			fmt.Sprintf(`{"fixes":%q}`, fixes), nil); err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+	}
+	return nil
+}
+
+// SetCPUWait sets every service's CPU-wait target at run time, through PUT
+// /admin/shedding: "off", a duration, or "" for the target each had before
+// the replay first changed it (nothing to do if it never did). It is what
+// SHED_TARGET_CPU_WAIT sets on a shop the replay starts.
+func (r *Remote) SetCPUWait(ctx context.Context, value string) error {
+	for _, svc := range Services {
+		url := r.Admins[svc] + "/admin/shedding"
+		v := value
+		before, saved := r.cpuWait[svc]
+		switch {
+		case v == "" && !saved:
+			continue
+		case v == "":
+			v = before
+		case !saved:
+			var got struct {
+				CPUWait string `json:"cpu_wait"`
+			}
+			if err := r.call(ctx, http.MethodGet, url, "Bearer "+r.AdminToken, "", &got); err != nil {
+				return fmt.Errorf("%s: %w", svc, err)
+			}
+			if r.cpuWait == nil {
+				r.cpuWait = map[string]string{}
+			}
+			r.cpuWait[svc] = got.CPUWait
+		}
+		if err := r.call(ctx, http.MethodPut, url, "Bearer "+r.AdminToken, fmt.Sprintf(`{"cpu_wait":%q}`, v), nil); err != nil {
 			return fmt.Errorf("%s: %w", svc, err)
 		}
 	}
@@ -100,7 +138,7 @@ func (r *Remote) Up() map[string]bool {
 	m := map[string]bool{}
 	for _, svc := range Services {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		m[svc] = r.call(ctx, http.MethodGet, r.APIs[svc]+"/livez", "", "") == nil
+		m[svc] = r.call(ctx, http.MethodGet, r.APIs[svc]+"/livez", "", "", nil) == nil
 		cancel()
 	}
 	return m
@@ -126,7 +164,7 @@ func (r *Remote) toxiproxy(method, path, body string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return r.call(ctx, method, r.Toxiproxy+path, "", body)
+	return r.call(ctx, method, r.Toxiproxy+path, "", body, nil)
 }
 
 // Check counts the invariants in the shop's databases.
@@ -157,7 +195,8 @@ func (r *Remote) HotStock(ctx context.Context) (int64, error) {
 // Close does nothing: the shop was running before the replay and goes on.
 func (r *Remote) Close() {}
 
-func (r *Remote) call(ctx context.Context, method, url, auth, body string) error {
+// call sends a request and, if out is not nil, decodes the JSON answer into it.
+func (r *Remote) call(ctx context.Context, method, url, auth, body string, out any) error {
 	var rd io.Reader
 	if body != "" {
 		rd = bytes.NewReader([]byte(body))
@@ -178,6 +217,11 @@ func (r *Remote) call(ctx context.Context, method, url, auth, body string) error
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: %w", method, url, err)
+		}
 	}
 	return nil
 }
