@@ -131,3 +131,28 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Fatal("Reveal must return the value")
 	}
 }
+
+// FuzzParseDurationOrOff: SHED_TARGET_CPU_WAIT and PUT /admin/shedding read
+// the same way. Whatever the value, it is an error or a target (0 for off),
+// and a target written back (what GET /admin/shedding shows) reads the same.
+func FuzzParseDurationOrOff(f *testing.F) {
+	for _, s := range []string{"off", "0", "10ms", "1.5s", "-5ms", "0s", "soon", "", "9223372036854775807ns", "1h1m1s1ms1us1ns"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := config.ParseDurationOrOff(s)
+		if err != nil {
+			if d != 0 || !strings.Contains(err.Error(), "positive duration") {
+				t.Fatalf("%q: %v, %v; want 0 and an error saying what would do", s, d, err)
+			}
+			return
+		}
+		if d < 0 || (d == 0) != (s == "off" || s == "0") {
+			t.Fatalf("%q read as %v", s, d)
+		}
+		back, err := config.ParseDurationOrOff(config.FormatDurationOrOff(d))
+		if err != nil || back != d {
+			t.Fatalf("%q read as %v, written %q, read back as %v, %v", s, d, config.FormatDurationOrOff(d), back, err)
+		}
+	})
+}
