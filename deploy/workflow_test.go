@@ -9,13 +9,38 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The CI workflow parses, every job runs somewhere and has steps, and every
-// make target it calls exists in the Makefile.
-func TestWorkflowCallsExistingMakeTargets(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(root, ".github/workflows/ci.yml"))
+// Every workflow parses, every job runs somewhere and has steps, and every
+// make target it calls exists in the Makefile; the CI workflow calls make
+// for lint and test at least.
+func TestWorkflowsCallExistingMakeTargets(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(root, ".github/workflows/*.yml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("workflows %v, %v; want ci.yml and fuzz.yml at least", files, err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := checkWorkflow(t, b, makefile)
+			if filepath.Base(file) == "ci.yml" && calls < 2 {
+				t.Fatalf("the workflow calls make %d times; lint and test at least", calls)
+			}
+			if calls == 0 {
+				t.Fatal("the workflow calls no make target")
+			}
+		})
+	}
+}
+
+// checkWorkflow checks one workflow and returns how many times it calls make.
+func checkWorkflow(t *testing.T, b, makefile []byte) (calls int) {
+	t.Helper()
 	var wf struct {
 		On map[string]any `json:"on"`
 		// YAML 1.1 reads a bare "on" key as the boolean true.
@@ -30,16 +55,11 @@ func TestWorkflowCallsExistingMakeTargets(t *testing.T) {
 		} `json:"jobs"`
 	}
 	if err := yaml.Unmarshal(b, &wf); err != nil {
-		t.Fatalf("ci.yml does not parse: %v", err)
-	}
-	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("does not parse: %v", err)
 	}
 	if len(wf.Jobs) == 0 || (wf.On == nil && wf.OnAsTrue == nil) {
 		t.Fatal("no jobs or no triggers")
 	}
-	calls := 0
 	for name, job := range wf.Jobs {
 		if job.RunsOn == "" || len(job.Steps) == 0 {
 			t.Errorf("job %s has no runner or no steps", name)
@@ -58,7 +78,5 @@ func TestWorkflowCallsExistingMakeTargets(t *testing.T) {
 			}
 		}
 	}
-	if calls < 2 {
-		t.Fatalf("the workflow calls make %d times; lint and test at least", calls)
-	}
+	return calls
 }
