@@ -244,6 +244,11 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	}
 	pr.Invariants = inv
 	pr.Broken = inv.Broken(p.Has(fixes.Outbox))
+	if inv.EventsPending > 0 {
+		note := fmt.Sprintf("%d order.created events were still in the outbox when the run ended, unsent (the order service's relay had not run since): sent when it does, not lost", inv.EventsPending)
+		pr.Notes = append(pr.Notes, note)
+		fmt.Fprintf(o.Progress, "    ⚠ %s\n", note)
+	}
 	pr.Restarts = st.Restarts()
 	pr.Supervised = pr.Restarts != nil
 	mu.Lock()
