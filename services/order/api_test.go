@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"sync"
@@ -158,6 +159,9 @@ func TestBadOrdersAreClear4xx(t *testing.T) {
 	for path, status := range map[string]int{"/v1/orders/not-a-uuid": 404, "/v1/orders/7b0c5b38-2b44-4c39-9d0e-7d0f8c0f5d3e": 404,
 		"/v1/orders?limit=0": 400, "/v1/orders?limit=101": 400, "/v1/orders?cursor=bm90LWpzb24": 400, "/v1/orders?cursor=!!": 400,
 		"/v1/orders?cursor=eyJ0IjoiMjAyMC0wMS0wMVQwMDowMDowMFoiLCJpIjoieCJ9": 400, // {"t":"2020-01-01T00:00:00Z","i":"x"}: was a 500
+		// An id in a spelling Postgres does not read: were 500s.
+		"/v1/orders/urn:uuid:7b0c5b38-2b44-4c39-9d0e-7d0f8c0f5d3e": 404,
+		"/v1/orders?cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"t":"2020-01-01T00:00:00Z","i":"urn:uuid:7b0c5b38-2b44-4c39-9d0e-7d0f8c0f5d3e"}`)): 400,
 	} {
 		if r := in.Do(t, "GET", path, tok, ""); r.Status != status || r.Body["error"] == nil {
 			t.Errorf("%s: %d %s", path, r.Status, r.Raw)

@@ -99,10 +99,11 @@ func handleList(log *slog.Logger, svc *orders.Service) gin.HandlerFunc {
 		var before *orders.ListCursor
 		if s := c.Query("cursor"); s != "" {
 			// The cursor needs no signature: it only ever pages through the
-			// caller's own orders. Its id must still be an order id, or
-			// Postgres refuses the comparison (a 500, not the client's 400).
+			// caller's own orders. Its id must still be an order id as this
+			// service writes one, or Postgres may refuse the comparison (a
+			// 500, where the client deserves a 400).
 			b, err := base64.RawURLEncoding.DecodeString(s)
-			if err != nil || json.Unmarshal(b, &before) != nil || uuid.Validate(before.ID) != nil || before.CreatedAt.IsZero() {
+			if err != nil || json.Unmarshal(b, &before) != nil || !canonicalUUID(before.ID) || before.CreatedAt.IsZero() {
 				fail(c, log, web.Invalid(map[string]string{"cursor": "is not a cursor"}))
 				return
 			}
@@ -123,6 +124,13 @@ func handleList(log *slog.Logger, svc *orders.Service) gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, page)
 	}
+}
+
+// canonicalUUID says whether s is a UUID in the one spelling this service
+// writes (uuid.Parse also reads "urn:uuid:…", which Postgres does not).
+func canonicalUUID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
 }
 
 // fail maps the domain's errors to the JSON error shape, in one place, and

@@ -220,9 +220,13 @@ func (s *Service) lookup(ctx context.Context, o *Order) error {
 // good copy, served because Postgres could not be read. Another user's order
 // is ErrNotFound: its existence is none of the caller's business.
 func (s *Service) Get(ctx context.Context, userID int64, id string) (o Order, stale bool, err error) {
-	if _, err := uuid.Parse(id); err != nil {
+	// Any spelling uuid.Parse reads is this order's id; Postgres reads some
+	// of them ("urn:uuid:…" not), so the id goes on in one.
+	u, err := uuid.Parse(id)
+	if err != nil {
 		return Order{}, false, ErrNotFound
 	}
+	id = u.String()
 	got, stale, err := s.cached.Get(ctx, "order:"+id, func(ctx context.Context) (owned, error) {
 		return s.reads.Do(ctx, func(ctx context.Context) (owned, error) {
 			o, err := s.store.Order(ctx, id)
