@@ -182,17 +182,23 @@ func (e *Env) Int(name string, def, lo, hi int) int {
 // Duration returns the variable as a positive time.Duration ("250ms", "5s"),
 // or def when unset.
 func (e *Env) Duration(name string, def time.Duration) time.Duration {
-	return e.positive(name, e.String(name, ""), def, "500ms or 5s")
+	return e.duration(name, def, func(s string) (time.Duration, error) { return parsePositive(s, "500ms or 5s") })
 }
 
 // DurationOrOff is Duration for a limit that can be switched off: "off"
 // (or "0") returns 0.
 func (e *Env) DurationOrOff(name string, def time.Duration) time.Duration {
+	return e.duration(name, def, ParseDurationOrOff)
+}
+
+// duration reads the variable with parse; def when it is unset or wrong (and
+// then parse's error says what would do).
+func (e *Env) duration(name string, def time.Duration, parse func(string) (time.Duration, error)) time.Duration {
 	s := e.String(name, "")
 	if s == "" {
 		return def
 	}
-	d, err := ParseDurationOrOff(s)
+	d, err := parse(s)
 	if err != nil {
 		e.fail(name, err.Error())
 		return def
@@ -207,11 +213,7 @@ func ParseDurationOrOff(s string) (time.Duration, error) {
 	if s == "off" || s == "0" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("must be a positive duration such as 10ms, or off, got %q", s)
-	}
-	return d, nil
+	return parsePositive(s, "10ms, or off")
 }
 
 // FormatDurationOrOff writes d as ParseDurationOrOff reads it.
@@ -222,18 +224,14 @@ func FormatDurationOrOff(d time.Duration) string {
 	return d.String()
 }
 
-// positive parses s, the value of name, as a positive duration; def when s
-// is empty or wrong (and then the error says what would do: examples).
-func (e *Env) positive(name, s string, def time.Duration, examples string) time.Duration {
-	if s == "" {
-		return def
-	}
+// parsePositive parses s as a positive duration; the error says what would
+// do (examples).
+func parsePositive(s, examples string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		e.fail(name, fmt.Sprintf("must be a positive duration such as %s, got %q", examples, s))
-		return def
+		return 0, fmt.Errorf("must be a positive duration such as %s, got %q", examples, s)
 	}
-	return d
+	return d, nil
 }
 
 // URL checks that the value parses as a URL with one of the given schemes and
