@@ -188,6 +188,12 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, error) {
 	sc := o.Scenario
 	pr := report.Profile{Name: p.Name, Fixes: p.Fixes}
+	// note is something the profile's numbers do not say by themselves:
+	// it goes above its verdicts, and to the terminal now.
+	note := func(s string) {
+		pr.Notes = append(pr.Notes, s)
+		fmt.Fprintf(o.Progress, "    ⚠ %s\n", s)
+	}
 	var mu sync.Mutex
 	var events []stack.Event
 	onEvent := func(e stack.Event) {
@@ -209,9 +215,8 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		return pr, err
 	}
 	defer st.Close()
-	if note := soldOutBefore(ctx, o); note != "" {
-		pr.Notes = append(pr.Notes, note)
-		fmt.Fprintf(o.Progress, "    ⚠ %s\n", note)
+	if sold := soldOutBefore(ctx, o); sold != "" {
+		note(sold)
 	}
 
 	rec := &load.Recorder{}
@@ -245,9 +250,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	pr.Invariants = inv
 	pr.Broken = inv.Broken(p.Has(fixes.Outbox))
 	if inv.EventsPending > 0 {
-		note := fmt.Sprintf("%d order.created events were still in the outbox when the run ended, unsent (the order service's relay had not run since): sent when it does, not lost", inv.EventsPending)
-		pr.Notes = append(pr.Notes, note)
-		fmt.Fprintf(o.Progress, "    ⚠ %s\n", note)
+		note(fmt.Sprintf("%d order.created events were still in the outbox when the run ended, unsent (the order service's relay had not run since): sent when it does, not lost", inv.EventsPending))
 	}
 	pr.Restarts = st.Restarts()
 	pr.Supervised = pr.Restarts != nil
