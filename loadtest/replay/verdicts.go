@@ -2,6 +2,8 @@ package replay
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/stampede-shop/stampede/loadtest/report"
 	"github.com/stampede-shop/stampede/loadtest/scenario"
@@ -40,7 +42,7 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			claim(h.Restarts > 0, "liveness kills and restarts happen", "%d restarts", h.Restarts)
 		}
 		claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
-			"recovery %s", report.Recovery(h.RecoveryS))
+			"recovery %s%s", report.Recovery(h.RecoveryS), restartsInto(sc, pr))
 	case "resilient":
 		if spike {
 			claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
@@ -61,4 +63,24 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			"oversold %d, missing %d, events lost %d, twice %d", h.Oversold, h.Missing, h.EventsLost, h.EventsTwice)
 	}
 	return v
+}
+
+// restartsInto says when the supervisor restarted a service, in seconds
+// into the judged window: the kubelet's back-off ladder, which decides
+// whether a naive shop is still away when the spike ends or was started
+// again just before and serves the cool-down.
+func restartsInto(sc *scenario.Scenario, pr report.Profile) string {
+	from, to := sc.Window()
+	var at []string
+	restarts := 0
+	for _, pt := range pr.Timeline {
+		if pt.Restarts > restarts {
+			at = append(at, strconv.Itoa(pt.T-secs(from)))
+			restarts = pt.Restarts
+		}
+	}
+	if len(at) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; restarted %s s into the %s, which lasted %d s", strings.Join(at, ", "), sc.Focus, secs(to-from))
 }
