@@ -2,11 +2,11 @@ package replay
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/stampede-shop/stampede/loadtest/report"
 	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
 )
 
 // judge states what the profile is expected to show in this scenario (the
@@ -42,7 +42,7 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			claim(h.Restarts > 0, "liveness kills and restarts happen", "%d restarts", h.Restarts)
 		}
 		claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
-			"recovery %s%s", report.Recovery(h.RecoveryS), restartsInto(sc, pr))
+			"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, pr))
 	case "resilient":
 		if spike {
 			claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
@@ -65,22 +65,32 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 	return v
 }
 
-// restartsInto says when the supervisor restarted a service, in seconds
-// into the judged window: the kubelet's back-off ladder, which decides
-// whether a naive shop is still away when the spike ends or was started
-// again just before and serves the cool-down.
-func restartsInto(sc *scenario.Scenario, pr report.Profile) string {
-	from, to := sc.Window()
-	var at []string
-	restarts := 0
+// goneInto says when supervised processes went away (killed, or exited),
+// in seconds into the judged window, and the back-off before each came
+// back: the kubelet's ladder, which decides whether a naive shop is still
+// away when the spike ends or was started again just before it and serves
+// the cool-down.
+func goneInto(sc *scenario.Scenario, pr report.Profile) string {
+	// The timeline's restart counter rises in the second a process goes; the
+	// supervisor's "restarting" events, in the same order, say which one.
+	var seconds []int
 	for _, pt := range pr.Timeline {
-		if pt.Restarts > restarts {
-			at = append(at, strconv.Itoa(pt.T-secs(from)))
-			restarts = pt.Restarts
+		for len(seconds) < pt.Restarts {
+			seconds = append(seconds, pt.T)
 		}
 	}
-	if len(at) == 0 {
+	from, to := sc.Window()
+	var gone []string
+	nth := map[string]int{}
+	for _, e := range pr.Events {
+		if e.What != "restarting" || len(gone) == len(seconds) {
+			continue
+		}
+		nth[e.Service]++
+		gone = append(gone, fmt.Sprintf("%d s (%s, back-off %v)", seconds[len(gone)]-secs(from), e.Service, stack.KubeletProbe.Backoff(nth[e.Service])))
+	}
+	if len(gone) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; restarted %s s into the %s, which lasted %d s", strings.Join(at, ", "), sc.Focus, secs(to-from))
+	return fmt.Sprintf("; gone %s into the %s, which lasted %d s", strings.Join(gone, ", "), sc.Focus, secs(to-from))
 }

@@ -7,27 +7,37 @@ import (
 
 	"github.com/stampede-shop/stampede/loadtest/report"
 	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
 )
 
 // The naive shop's recovery verdict shows the back-off ladder behind it: a
 // process started again just before the spike ends serves the cool-down.
-func TestNaiveRecoveryVerdictShowsTheRestarts(t *testing.T) {
+func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 	sc, err := scenario.Load("promo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	from, to := sc.Window()
-	timeline := func(restartAt ...int) []report.Point {
-		pts := make([]report.Point, secs(sc.Length()))
-		for i := range pts {
-			pts[i].T = i
-			for _, at := range restartAt {
-				if i >= secs(from)+at {
-					pts[i].Restarts++
+	// Services gone at these seconds into the spike, as the timeline's
+	// restart counter and the supervisor's events record it.
+	type stop struct {
+		service string
+		at      int
+	}
+	gone := func(recovery float64, stops ...stop) report.Profile {
+		pr := report.Profile{Supervised: true, Headline: report.Headline{RecoveryS: recovery}, Timeline: make([]report.Point, secs(sc.Length()))}
+		for i := range pr.Timeline {
+			pr.Timeline[i].T = i
+			for _, s := range stops {
+				if i >= secs(from)+s.at {
+					pr.Timeline[i].Restarts++
 				}
 			}
 		}
-		return pts
+		for _, s := range stops {
+			pr.Events = append(pr.Events, stack.Event{Service: s.service, What: "killed"}, stack.Event{Service: s.service, What: "restarting"})
+		}
+		return pr
 	}
 	recovery := func(pr report.Profile) report.Verdict {
 		for _, v := range judge(sc, Profile{Name: "naive"}, pr) {
@@ -38,14 +48,15 @@ func TestNaiveRecoveryVerdictShowsTheRestarts(t *testing.T) {
 		t.Fatal("no recovery verdict for the naive shop")
 		return report.Verdict{}
 	}
-	away := report.Profile{Supervised: true, Headline: report.Headline{RecoveryS: -1}, Timeline: timeline(11, 31, 60)}
-	v := recovery(away)
-	want := "recovery not within the run; restarted 11, 31, 60 s into the spike, which lasted " + strconv.Itoa(secs(to-from)) + " s"
+	v := recovery(gone(-1, stop{"order", 11}, stop{"order", 31}, stop{"order", 60}))
+	want := "recovery not within the run; gone 11 s (order, back-off 10s), 31 s (order, back-off 20s), 60 s (order, back-off 40s) into the spike, which lasted " +
+		strconv.Itoa(secs(to-from)) + " s"
 	if !v.Held || v.Seen != want {
 		t.Errorf("away past the end: held %v, %q; want held, %q", v.Held, v.Seen, want)
 	}
-	back := report.Profile{Supervised: true, Headline: report.Headline{RecoveryS: 8}, Timeline: timeline(29, 67)}
-	if v := recovery(back); v.Held || !strings.Contains(v.Seen, "recovery 8 s; restarted 29, 67 s into the spike") {
+	// Each service has its own ladder.
+	if v := recovery(gone(8, stop{"order", 29}, stop{"user", 40}, stop{"order", 67})); v.Held ||
+		!strings.Contains(v.Seen, "recovery 8 s; gone 29 s (order, back-off 10s), 40 s (user, back-off 10s), 67 s (order, back-off 20s) into the spike") {
 		t.Errorf("started again before the end, back after 8 s: held %v, %q", v.Held, v.Seen)
 	}
 	if v := recovery(report.Profile{Headline: report.Headline{RecoveryS: -1}}); v.Seen != "recovery not within the run" {
