@@ -23,7 +23,8 @@ func TestDocLinksResolve(t *testing.T) {
 		}
 		a := map[string]bool{}
 		seen := map[string]int{}
-		for _, line := range prose(t, path) {
+		prose, _ := markdown(t, path)
+		for _, line := range prose {
 			if m := headingRE.FindStringSubmatch(line); m != nil {
 				slug := githubSlug(m[1])
 				if n := seen[slug]; n > 0 {
@@ -38,18 +39,10 @@ func TestDocLinksResolve(t *testing.T) {
 		return a
 	}
 	checked := 0
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "out" || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".md") {
-			return nil
-		}
+	for _, path := range markdownFiles(t) {
 		rel, _ := filepath.Rel(root, path)
-		for _, line := range prose(t, path) {
+		prose, _ := markdown(t, path)
+		for _, line := range prose {
 			for _, m := range linkRE.FindAllStringSubmatch(line, -1) {
 				target := m[1]
 				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
@@ -70,10 +63,6 @@ func TestDocLinksResolve(t *testing.T) {
 				checked++
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if checked < 10 {
 		t.Fatalf("checked %d links; the README alone has more", checked)
@@ -85,26 +74,82 @@ var (
 	headingRE = regexp.MustCompile(`^#{1,6}\s+(.+?)\s*#*$`)
 )
 
-// prose returns a Markdown file's lines outside fenced code blocks.
-func prose(t *testing.T, path string) []string {
+// markdown returns a Markdown file's lines outside fenced code blocks and
+// inside them.
+func markdown(t *testing.T, path string) (prose, fenced []string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	fenced := false
+	in := false
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			fenced = !fenced
-			continue
-		}
-		if !fenced {
-			lines = append(lines, line)
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "```"):
+			in = !in
+		case in:
+			fenced = append(fenced, line)
+		default:
+			prose = append(prose, line)
 		}
 	}
-	return lines
+	return prose, fenced
 }
+
+// markdownFiles lists the repository's Markdown files (not the replay's
+// reports, not dependencies).
+func markdownFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (d.Name() == ".git" || d.Name() == "out" || d.Name() == "node_modules"):
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(path, ".md"):
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// Every make command the docs show — in a code block or a `code span` —
+// calls a target the Makefile defines.
+func TestDocsCallExistingMakeTargets(t *testing.T) {
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	for _, path := range markdownFiles(t) {
+		rel, _ := filepath.Rel(root, path)
+		prose, fenced := markdown(t, path)
+		code := fenced
+		for _, line := range prose {
+			for _, span := range codeSpanRE.FindAllStringSubmatch(line, -1) {
+				code = append(code, span[1])
+			}
+		}
+		for _, line := range code {
+			for _, target := range makeCalls(line) {
+				calls++
+				if !defines(makefile, target) {
+					t.Errorf("%s shows make %s, which the Makefile does not define", rel, target)
+				}
+			}
+		}
+	}
+	if calls < 10 {
+		t.Fatalf("found %d make commands in the docs; the README alone shows more", calls)
+	}
+}
+
+var codeSpanRE = regexp.MustCompile("`([^`]+)`")
 
 // githubSlug is the anchor GitHub gives a heading: lower case, punctuation
 // dropped (but not hyphens or underscores), each space a hyphen.

@@ -70,13 +70,29 @@ func checkWorkflow(t *testing.T, b, makefile []byte) (calls int) {
 			}
 		}
 		for _, step := range job.Steps {
-			for _, m := range regexp.MustCompile(`\bmake\s+([a-z][a-z-]*)`).FindAllStringSubmatch(step.Run, -1) {
+			for _, target := range makeCalls(step.Run) {
 				calls++
-				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(m[1]) + `:`).Match(makefile) {
-					t.Errorf("job %s runs make %s, which the Makefile does not define", name, m[1])
+				if !defines(makefile, target) {
+					t.Errorf("job %s runs make %s, which the Makefile does not define", name, target)
 				}
 			}
 		}
 	}
 	return calls
+}
+
+var makeCallRE = regexp.MustCompile(`\bmake\s+([a-z][a-z-]*)`)
+
+// makeCalls returns the targets of the make commands in a shell line.
+func makeCalls(sh string) []string {
+	var targets []string
+	for _, m := range makeCallRE.FindAllStringSubmatch(sh, -1) {
+		targets = append(targets, m[1])
+	}
+	return targets
+}
+
+// defines reports whether the Makefile has a rule for target.
+func defines(makefile []byte, target string) bool {
+	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(makefile)
 }
