@@ -144,9 +144,10 @@ type Shedder struct {
 }
 
 type waiter struct {
-	ready    chan struct{}
-	granted  bool
-	critical bool
+	ready     chan struct{} // closed when granted or displaced
+	granted   bool
+	displaced bool // refused while queued, to make room for a critical call
+	critical  bool
 }
 
 // Criticality says what refusing a request throws away, after the SRE book's
@@ -161,8 +162,10 @@ const (
 	// request that service has already admitted: refusing it throws away
 	// the work done upstream and fails that request too. The CPU cap does
 	// not refuse it (its own service's cap already counted the request
-	// once), and it waits at the front of the queue. The concurrency limit
-	// still binds: it protects the latency of everything admitted.
+	// once), and it waits at the front of the queue; if the queue is full,
+	// the newest sheddable request in it is refused to make room. The
+	// concurrency limit still binds: it protects the latency of everything
+	// admitted.
 	Critical
 )
 
@@ -268,21 +271,28 @@ func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, erro
 		sh.mu.Unlock()
 		return &Permit{sh: sh, start: time.Now()}, nil
 	}
-	if len(sh.queue) >= sh.s.QueueSize {
-		sh.mu.Unlock()
-		sh.obs.reject("shed", "queue_full")
-		return nil, &ShedError{Reason: "queue full"}
-	}
 	place := len(sh.queue) // at the back; a critical call, ahead of every sheddable one
 	if critical {
 		if i := slices.IndexFunc(sh.queue, func(q *waiter) bool { return !q.critical }); i >= 0 {
 			place = i
 		}
 	}
+	// fix: shedding — a full queue refuses what costs least to refuse: a
+	// new request, or, to make room for another service's call, the newest
+	// new request waiting in it.
+	full := len(sh.queue) >= sh.s.QueueSize
+	if full && place == len(sh.queue) { // a new request, or nothing sheddable queued
+		sh.mu.Unlock()
+		sh.obs.reject("shed", "queue_full")
+		return nil, &ShedError{Reason: "queue full"}
+	}
 	if sh.expectedWait(place+1) > sh.s.QueueWait/2 {
 		sh.mu.Unlock()
 		sh.obs.reject("shed", "no_slot_in_time")
 		return nil, &ShedError{Reason: "no slot expected in time"}
+	}
+	if full {
+		sh.displaceNewestSheddable() // behind place: place stays right
 	}
 	w := &waiter{ready: make(chan struct{}), critical: critical}
 	sh.queue = slices.Insert(sh.queue, place, w)
@@ -293,6 +303,9 @@ func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, erro
 	var err error
 	select {
 	case <-w.ready:
+		if w.displaced {
+			return nil, errDisplaced
+		}
 		return &Permit{sh: sh, start: time.Now()}, nil
 	case <-timer.C:
 		err = &ShedError{Reason: "queue wait exceeded"}
@@ -301,12 +314,31 @@ func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, erro
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if w.granted { // a slot came at the last moment: take it
+	switch {
+	case w.granted: // a slot came at the last moment: take it
 		return &Permit{sh: sh, start: time.Now()}, nil
+	case w.displaced: // out of the queue already, and counted
+		return nil, errDisplaced
 	}
 	sh.queue = slices.DeleteFunc(sh.queue, func(q *waiter) bool { return q == w })
 	sh.obs.reject("shed", "queue_timeout")
 	return nil, err
+}
+
+var errDisplaced = &ShedError{Reason: "queue full"}
+
+// displaceNewestSheddable refuses the newest sheddable request in the queue
+// (it has waited least); there is one. The caller holds mu.
+func (sh *Shedder) displaceNewestSheddable() {
+	for i, w := range slices.Backward(sh.queue) {
+		if !w.critical {
+			sh.queue = slices.Delete(sh.queue, i, i+1)
+			w.displaced = true
+			close(w.ready)
+			sh.obs.reject("shed", "displaced")
+			return
+		}
+	}
 }
 
 // Release ends the request and lets its latency adjust the limit.

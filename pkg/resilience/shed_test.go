@@ -403,19 +403,7 @@ func TestCriticalCallsWaitAtTheFrontOfTheQueue(t *testing.T) {
 		order := make(chan string, 3)
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		wait := func(name string, crit resilience.Criticality) {
-			wg.Go(func() {
-				p, err := sh.Acquire(context.Background(), crit)
-				if err != nil {
-					order <- name + " refused"
-					return
-				}
-				order <- name
-				time.Sleep(time.Millisecond)
-				p.Release()
-			})
-			synctest.Wait() // queued before the next one comes
-		}
+		wait := arrivals(sh, &wg, order)
 		wait("new 1", resilience.Sheddable)
 		wait("new 2", resilience.Sheddable)
 		wait("call", resilience.Critical)
@@ -431,6 +419,57 @@ func TestCriticalCallsWaitAtTheFrontOfTheQueue(t *testing.T) {
 			t.Fatalf("admitted in the order %q, want %q", got, want)
 		}
 	})
+}
+
+// A full queue makes room for another service's call: the newest new
+// request waiting is refused instead (it has waited least), never a call.
+func TestCriticalCallsDisplaceTheNewestSheddableFromAFullQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1, QueueSize: 2}, nil)
+		held, err := sh.Acquire(context.Background(), resilience.Critical)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers := make(chan string, 6)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wait := arrivals(sh, &wg, answers)
+		wait("new 1", resilience.Sheddable)
+		wait("new 2", resilience.Sheddable) // the queue is full
+		wait("new 3", resilience.Sheddable)
+		wait("call 1", resilience.Critical) // displaces new 2
+		wait("call 2", resilience.Critical) // displaces new 1
+		wait("call 3", resilience.Critical) // the queue holds calls only
+		held.Release()
+		var got []string
+		for range 6 {
+			got = append(got, <-answers)
+		}
+		want := []string{"new 3 refused", "new 2 refused", "new 1 refused", "call 3 refused", "call 1", "call 2"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("answers in the order %q, want %q", got, want)
+		}
+	})
+}
+
+// arrivals returns how a test sends sh a request: from a goroutine of its
+// own (the caller waits for wg), which reports its answer to answers — the
+// name when admitted (it then works 1 ms), "name refused" otherwise — and
+// returns once that request is queued or answered, inside a synctest bubble.
+func arrivals(sh *resilience.Shedder, wg *sync.WaitGroup, answers chan<- string) func(name string, crit resilience.Criticality) {
+	return func(name string, crit resilience.Criticality) {
+		wg.Go(func() {
+			p, err := sh.Acquire(context.Background(), crit)
+			if err != nil {
+				answers <- name + " refused"
+				return
+			}
+			answers <- name
+			time.Sleep(time.Millisecond)
+			p.Release()
+		})
+		synctest.Wait()
+	}
 }
 
 // At the door, the shop's own calls (/internal/, which the gateway does not
