@@ -325,7 +325,7 @@ func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, erro
 	return nil, err
 }
 
-var errDisplaced = &ShedError{Reason: "queue full"}
+var errDisplaced = &ShedError{Reason: "queue full, and another service's call took this place"}
 
 // displaceNewestSheddable refuses the newest sheddable request in the queue
 // (it has waited least); there is one. The caller holds mu.
