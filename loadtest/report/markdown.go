@@ -35,11 +35,7 @@ func Markdown(s *Summary) string {
 			fmt.Fprintf(&b, "- ⚠️ %s\n", n)
 		}
 		for _, v := range p.Verdicts {
-			mark := "✅"
-			if !v.Held {
-				mark = "❌"
-			}
-			fmt.Fprintf(&b, "- %s %s — %s\n", mark, v.Claim, v.Seen)
+			fmt.Fprintf(&b, "- %s %s — %s\n", mark(v.Held), v.Claim, v.Seen)
 		}
 		if len(p.Broken) > 0 {
 			fmt.Fprintf(&b, "- ❌ **invariants broken**: %s\n", strings.Join(p.Broken, "; "))
@@ -48,6 +44,14 @@ func Markdown(s *Summary) string {
 		}
 	}
 	return b.String()
+}
+
+// mark is a verdict's sign: ✅ held, ❌ not.
+func mark(held bool) string {
+	if held {
+		return "✅"
+	}
+	return "❌"
 }
 
 // AtMost formats an upper bound in milliseconds, read from a histogram's

@@ -9,10 +9,15 @@
 //	loadtest/out/<scenario>-<time>/summary.json  every number
 //	loadtest/out/<scenario>-<time>/summary.md    the headline table
 //
+// With -repeat N it runs the whole scenario N times (each run calibrated anew
+// unless -capacity is given), each into run-<i>/ of that directory, and
+// writes verdicts.md beside them: every claim, run by run, and whether the
+// runs agreed — the check that the replay is reproducible on this machine.
+//
 // Usage:
 //
 //	go run ./loadtest/cmd/replay [-scenario promo] [-profiles naive,resilient] [-ablations]
-//	                             [-capacity N] [-scale F] [-strict] [-cpuprofile FILE]
+//	                             [-capacity N] [-scale F] [-repeat N] [-strict] [-cpuprofile FILE]
 //	replay -target user=URL,search=URL,order=URL -target-admin ... -target-db ... [-toxiproxy URL]
 //
 // With -target it drives a shop that runs already (the compose stack:
@@ -83,6 +88,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	products := fs.Int("products", 10_000, "catalog size")
 	out := fs.String("out", "", "report directory (default loadtest/out/<scenario>-<time>)")
 	strict := fs.Bool("strict", false, "exit 3 if a profile's verdict fails")
+	repeat := fs.Int("repeat", 1, "run the whole scenario this many times and compare the verdicts (each run calibrated anew unless -capacity)")
 	check := fs.Bool("check", false, "check the flags and the environment, then exit (as the services' check-config)")
 	pg := fs.String("postgres", env("REPLAY_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "a Postgres server to create the run's databases on")
 	rd := fs.String("redis", env("REPLAY_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis")
@@ -107,6 +113,9 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	}
 	if *scale != 1 {
 		sc = sc.Scaled(*scale)
+	}
+	if *repeat < 1 {
+		return 0, usageError{errors.New("-repeat must be 1 or more")}
 	}
 	var ps []replay.Profile
 	for _, n := range strings.Split(*profiles, ",") {
@@ -165,16 +174,46 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *repeat == 1 {
+		_, code, err := runOnce(ctx, opts, stdout, *strict)
+		return code, err
+	}
+	var runs []*report.Summary
+	code := 0
+	for i := 1; i <= *repeat; i++ {
+		fmt.Fprintf(stdout, "\n▶ run %d of %d\n", i, *repeat)
+		opts.Out = filepath.Join(*out, fmt.Sprintf("run-%d", i))
+		s, c, err := runOnce(ctx, opts, stdout, *strict)
+		if err != nil {
+			return 0, err
+		}
+		runs = append(runs, s)
+		if c == 1 || code == 0 { // a broken invariant (1) outranks a failed verdict (3)
+			code = c
+		}
+	}
+	md, _ := report.Agreement(runs)
+	if err := os.WriteFile(filepath.Join(*out, "verdicts.md"), []byte(md), 0o644); err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(stdout, "\n%s\nVerdicts compared: %s\n", md, filepath.Join(*out, "verdicts.md"))
+	return code, nil
+}
+
+// runOnce runs the scenario once, writes its report to opts.Out and prints
+// it, and returns the exit status it earns on its own: 1 if an invariant
+// broke, 3 if -strict and a verdict failed, 0 otherwise.
+func runOnce(ctx context.Context, opts replay.Options, stdout io.Writer, strict bool) (*report.Summary, int, error) {
 	began := time.Now()
 	s, err := replay.Run(ctx, opts)
 	if s != nil && len(s.Profiles) > 0 {
-		if werr := report.Write(*out, s); werr != nil {
-			return 0, werr
+		if werr := report.Write(opts.Out, s); werr != nil {
+			return nil, 0, werr
 		}
-		fmt.Fprintf(stdout, "\n%s\nReport: %s (%s)\n", report.Markdown(s), filepath.Join(*out, "report.html"), time.Since(began).Round(time.Second))
+		fmt.Fprintf(stdout, "\n%s\nReport: %s (%s)\n", report.Markdown(s), filepath.Join(opts.Out, "report.html"), time.Since(began).Round(time.Second))
 	}
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	code := 0
 	for _, p := range s.Profiles {
@@ -183,13 +222,13 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 			code = 1
 		}
 		for _, v := range p.Verdicts {
-			if !v.Held && *strict && code == 0 {
+			if !v.Held && strict && code == 0 {
 				fmt.Fprintf(stdout, "✘ %s: %s (%s)\n", p.Name, v.Claim, v.Seen)
 				code = 3
 			}
 		}
 	}
-	return code, nil
+	return s, code, nil
 }
 
 // remoteShop reads the -target flags.
