@@ -53,14 +53,7 @@ func TestTheCommandEndToEnd(t *testing.T) {
 	if want := "Report: " + filepath.Join(out, "report.html"); !strings.Contains(stdout.String(), want) {
 		t.Errorf("stdout does not say %q:\n%s", want, stdout.String())
 	}
-	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s report.Summary
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := readSummary(t, out)
 	if len(s.Profiles) != 1 || s.Profiles[0].Name != "resilient" || s.Capacity != 20 || s.Profiles[0].Headline.OfferedRPS <= 0 {
 		t.Fatalf("summary: %d profiles, capacity %v; want the resilient one, run at 20/s", len(s.Profiles), s.Capacity)
 	}
@@ -87,18 +80,11 @@ func TestRepeatComparesTheVerdicts(t *testing.T) {
 	}
 	var runs []*report.Summary
 	for _, dir := range []string{"run-1", "run-2"} {
-		data, err := os.ReadFile(filepath.Join(out, dir, "summary.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s report.Summary
-		if err := json.Unmarshal(data, &s); err != nil {
-			t.Fatal(err)
-		}
+		s := readSummary(t, filepath.Join(out, dir))
 		if len(s.Profiles) != 1 || len(s.Profiles[0].Verdicts) == 0 {
 			t.Fatalf("%s: %d profiles; want the resilient one, judged", dir, len(s.Profiles))
 		}
-		runs = append(runs, &s)
+		runs = append(runs, s)
 	}
 	written, err := os.ReadFile(filepath.Join(out, "verdicts.md"))
 	if err != nil {
@@ -112,4 +98,18 @@ func TestRepeatComparesTheVerdicts(t *testing.T) {
 			t.Errorf("stdout does not say %q", want)
 		}
 	}
+}
+
+// readSummary reads the summary.json a run wrote into dir.
+func readSummary(t *testing.T, dir string) *report.Summary {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s report.Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
 }
