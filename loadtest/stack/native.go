@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -325,23 +326,38 @@ func name(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// freeAddr returns a loopback address whose port is free now. The ports
-// come from below Linux's ephemeral range (32768–60999), where the kernel
-// picks ports for outgoing connections and for listeners on :0, so that no
-// test or client running beside the replay takes one between now and the
-// moment the service binds it — and again when it is restarted.
+// freeAddr returns a loopback address whose port is free now and that it
+// has not returned before. The ports come from below Linux's ephemeral
+// range (32768–60999), where the kernel picks ports for outgoing
+// connections and for listeners on :0, so that no test or client running
+// beside the replay takes one between now and the moment the service binds
+// it — and again when it is restarted. A port that is free now may still
+// have been handed to a service that has not bound it yet (a stack asks
+// for six at once), hence the record of what was handed out.
 func freeAddr() string {
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for {
 		port := 20000 + mrand.N(12000)
+		if handedOut.ports[port] {
+			continue
+		}
 		var lc net.ListenConfig
 		ln, err := lc.Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
 		}
 		ln.Close()
+		handedOut.ports[port] = true
 		return ln.Addr().String()
 	}
 }
+
+// handedOut is every port freeAddr returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // waitReady polls /readyz until it answers 200.
 func waitReady(ctx context.Context, api string, within time.Duration) error {
