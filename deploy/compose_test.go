@@ -2,6 +2,8 @@ package deploy_test
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,5 +160,47 @@ func TestComposeEnvironmentsAreCompleteConfigurations(t *testing.T) {
 	cmd.Env = []string{"APP_ENV=production"}
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "DATABASE_URL") {
 		t.Fatalf("check-config accepted an empty environment: %s", out)
+	}
+}
+
+// The replay's faults act on Toxiproxy's proxies (loadtest/stack, Remote):
+// every proxy in toxiproxy.json forwards to a compose service, and the shop
+// really goes through it — all three services reach Postgres and NATS only
+// through their proxies, and the order service the user service through
+// "users" — or cutting it would cut nothing.
+func TestComposeFaultsGoThroughToxiproxy(t *testing.T) {
+	p := loadCompose(t)
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "compose", "toxiproxy", "toxiproxy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxies []struct{ Name, Listen, Upstream string }
+	if err := json.Unmarshal(data, &proxies); err != nil {
+		t.Fatal(err)
+	}
+	via := map[string]string{} // proxy name → host:port the services use
+	for _, px := range proxies {
+		host, _, err := net.SplitHostPort(px.Upstream)
+		if _, ok := p.Services[host]; err != nil || !ok {
+			t.Errorf("proxy %s forwards to %q, not a compose service", px.Name, px.Upstream)
+		}
+		_, port, _ := net.SplitHostPort(px.Listen)
+		via[px.Name] = "toxiproxy:" + port
+	}
+	env := func(svc, name string) string {
+		if v := p.Services[svc].Environment[name]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	for _, svc := range []string{"user", "search", "order"} {
+		for variable, proxy := range map[string]string{"DATABASE_URL": "postgres", "NATS_URL": "nats"} {
+			if via[proxy] == "" || !strings.Contains(env(svc, variable), "@"+via[proxy]+"/") && !strings.HasSuffix(env(svc, variable), "//"+via[proxy]) {
+				t.Errorf("%s: %s=%q does not go through Toxiproxy's %q proxy (%s)", svc, variable, env(svc, variable), proxy, via[proxy])
+			}
+		}
+	}
+	if via["users"] == "" || env("order", "USER_SERVICE_URL") != "http://"+via["users"] {
+		t.Errorf("order: USER_SERVICE_URL=%q, want the %q proxy (%s)", env("order", "USER_SERVICE_URL"), "users", via["users"])
 	}
 }

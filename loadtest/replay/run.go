@@ -169,7 +169,8 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 		}
 		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Env: p.Env, Products: o.Products,
 			LogDir: logs, OnEvent: onEvent, Probe: o.Probe,
-			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown), ProxyUsers: o.Scenario.Injects(scenario.SlowUsers)})
+			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown), ProxyNATS: o.Scenario.Injects(scenario.NATSDown),
+			ProxyUsers: o.Scenario.Injects(scenario.SlowUsers)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -292,6 +293,9 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
 	case scenario.PostgresDown:
 		return func() string { return "(Postgres unreachable) " + result(st.PostgresDown(true)) },
 			func() string { return "(Postgres back) " + result(st.PostgresDown(false)) }
+	case scenario.NATSDown:
+		return func() string { return "(NATS unreachable) " + result(st.NATSDown(true)) },
+			func() string { return "(NATS back) " + result(st.NATSDown(false)) }
 	default:
 		return func() string {
 				return fmt.Sprintf("(user service +%v) %s", f.Latency.Duration, result(st.SlowUsers(f.Latency.Duration)))

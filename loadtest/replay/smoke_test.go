@@ -152,6 +152,50 @@ func TestSmokeReplay(t *testing.T) {
 	}
 }
 
+// nats-outage in seconds, both profiles, with a kubelet that probes and
+// restarts faster than the real one (the scenario scaled to a quarter would
+// end before the real one's third probe): NATS is cut through the stack's
+// own Toxiproxy; the naive shop is killed by its probes and loses the events
+// it published after the commit, the resilient one serves on and delivers
+// every event once NATS is back (fixes probes and outbox, off and on).
+func TestNATSOutageReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bins := services(t)
+	outage, err := scenario.Load("nats-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive, _ := ParseProfile("naive")
+	resilient, _ := ParseProfile("resilient")
+	quick := stack.Probe{Path: "/livez", InitialDelay: 500 * time.Millisecond, Period: 500 * time.Millisecond,
+		Timeout: 300 * time.Millisecond, FailureThreshold: 3, Grace: time.Second,
+		Backoff: func(int) time.Duration { return time.Second }}
+	var progress testkit.SyncBuffer
+	s, err := Run(ctx, Options{Scenario: outage.Scaled(0.25), Profiles: []Profile{naive, resilient}, Capacity: 40,
+		Bins: bins, Deps: testDeps(), Probe: quick,
+		Products: 500, Shoppers: 6, Out: t.TempDir(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), "nats_down (NATS unreachable) \n") {
+		t.Fatalf("the fault was not injected:\n%s", progress.String())
+	}
+	for _, p := range s.Profiles {
+		for _, v := range p.Verdicts {
+			if !v.Held {
+				t.Errorf("%s: %q did not hold: %s", p.Name, v.Claim, v.Seen)
+			}
+		}
+		if len(p.Verdicts) < 2 {
+			t.Errorf("%s: %d verdicts, want the scenario's claims judged", p.Name, len(p.Verdicts))
+		}
+	}
+	if t.Failed() {
+		t.Log(progress.String())
+	}
+}
+
 // -target: the replay drives a shop that runs already. Here the shop is one
 // the test starts, seen only through its URLs, as the compose one would be:
 // each profile's fixes are switched through the admin API, and the

@@ -34,15 +34,22 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 	}
 	switch p.Name {
 	case "naive":
-		if !spike {
-			return nil
+		if spike {
+			claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
+			if pr.Supervised {
+				claim(h.Restarts > 0, "liveness kills and restarts happen", "%d restarts", h.Restarts)
+			}
+			claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
+				"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, pr))
 		}
-		claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
-		if pr.Supervised {
-			claim(h.Restarts > 0, "liveness kills and restarts happen", "%d restarts", h.Restarts)
+		if sc.Injects(scenario.NATSDown) {
+			// Nothing a shopper asks for needs NATS; the naive shop goes
+			// down all the same, and forgets what it sold.
+			if pr.Supervised {
+				claim(h.Restarts > 0, "liveness probes that ask NATS get the services killed", "%d restarts", h.Restarts)
+			}
+			claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%d events lost", h.EventsLost)
 		}
-		claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
-			"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, pr))
 	case "resilient":
 		if spike {
 			claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
@@ -50,9 +57,13 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			refusedFast("the excess refused fast: p99 of 429/503 ≤ 10 ms")
 		}
 		for _, f := range sc.Faults {
-			if f.Kind == scenario.PostgresDown {
+			switch f.Kind {
+			case scenario.PostgresDown:
 				claim(h.Stale > 0, "orders and products read before the outage are served stale", "%d stale answers", h.Stale)
 				refusedFast("what cannot be served is refused fast: p99 of 503 ≤ 10 ms")
+			case scenario.NATSDown:
+				claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the outage: goodput ≥ 90 % of the traffic offered",
+					"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
 			}
 		}
 		if pr.Supervised {

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,5 +62,57 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 	}
 	if v := recovery(report.Profile{Headline: report.Headline{RecoveryS: -1}}); v.Seen != "recovery not within the run" {
 		t.Errorf("no restarts: %q", v.Seen)
+	}
+}
+
+// nats-outage judges what each profile does with a dependency no shopper
+// needs: the naive shop is killed by its probes and loses the events it
+// published after the commit; the resilient one serves through it.
+func TestNATSOutageVerdicts(t *testing.T) {
+	sc, err := scenario.Load("nats-outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func(profile string, pr report.Profile) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range judge(sc, Profile{Name: profile}, pr) {
+			m[v.Claim] = v.Held
+		}
+		return m
+	}
+	const (
+		killed   = "liveness probes that ask NATS get the services killed"
+		lost     = "events published after the commit are lost while NATS is down"
+		serves   = "the shop serves through the outage: goodput ≥ 90 % of the traffic offered"
+		noEvents = "zero oversold, zero missing orders, zero lost or duplicated events"
+	)
+	tests := []struct {
+		name, profile string
+		pr            report.Profile
+		want          map[string]bool
+	}{
+		{"naive, as in the incident", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{Restarts: 3, EventsLost: 491}},
+			map[string]bool{killed: true, lost: true}},
+		{"naive, unharmed", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{}},
+			map[string]bool{killed: false, lost: false}},
+		{"naive, not supervised (-target)", "naive",
+			report.Profile{Headline: report.Headline{EventsLost: 12}},
+			map[string]bool{lost: true}},
+		{"resilient, serving", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}},
+			map[string]bool{serves: true, "zero restarts": true, "back within 5 s after the spike or the fault ends": true, noEvents: true}},
+		{"resilient, refusing orders and losing events", "resilient",
+			report.Profile{Supervised: true, Broken: []string{"40 order.created events lost"},
+				Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 150, RecoveryS: 0, EventsLost: 40}},
+			map[string]bool{serves: false, "zero restarts": true, "back within 5 s after the spike or the fault ends": true, noEvents: false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := held(tt.profile, tt.pr); !maps.Equal(got, tt.want) {
+				t.Errorf("claims and whether they held:\n got  %v\n want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -56,10 +56,24 @@ const (
 	// in-process Toxiproxy in front of it closes its connections and refuses
 	// new ones.
 	PostgresDown FaultKind = "postgres_down"
+	// NATSDown makes NATS unreachable for every service, the same way:
+	// orders are still taken, and their events must wait, not vanish.
+	NATSDown FaultKind = "nats_down"
 	// SlowUsers delays every answer of the user service, as the order
 	// service sees it, by Latency.
 	SlowUsers FaultKind = "slow_users"
 )
+
+// FaultKinds lists every fault the replay can inject.
+var FaultKinds = []FaultKind{PostgresDown, NATSDown, SlowUsers}
+
+func joinKinds(ks []FaultKind) string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
 
 // Injects says whether the scenario injects a fault of kind k.
 func (s *Scenario) Injects(k FaultKind) bool {
@@ -167,8 +181,8 @@ func (s *Scenario) check() error {
 	for i, f := range s.Faults {
 		where := fmt.Sprintf("fault %d (%s)", i+1, f.Kind)
 		switch {
-		case f.Kind != PostgresDown && f.Kind != SlowUsers:
-			errs = append(errs, fmt.Errorf("%s: unknown kind; valid: %s, %s", where, PostgresDown, SlowUsers))
+		case !slices.Contains(FaultKinds, f.Kind):
+			errs = append(errs, fmt.Errorf("%s: unknown kind; valid: %s", where, joinKinds(FaultKinds)))
 		case f.For.Duration <= 0 || f.At.Duration < 0 || f.At.Duration+f.For.Duration > s.Length():
 			errs = append(errs, fmt.Errorf("%s: must start and end within the scenario's %v", where, s.Length()))
 		case f.Kind == SlowUsers && f.Latency.Duration <= 0:

@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,7 @@ type Native struct {
 	admin     map[string]string
 	databases map[string]string // service → database URL (direct, not through the proxy)
 	postgres  *toxiproxy.Proxy  // with ProxyPostgres, every service reaches Postgres through this
+	nats      *toxiproxy.Proxy  // with ProxyNATS, every service reaches NATS through this
 	users     *toxiproxy.Proxy  // with ProxyUsers, the order service reaches the user service through this
 }
 
@@ -83,14 +85,15 @@ type Options struct {
 	// Env adds or overrides variables of every service.
 	Env map[string]string
 	// ProxyPostgres puts Toxiproxy between the services and Postgres, so
-	// that PostgresDown can cut it; ProxyUsers puts it between the order
-	// service and the user service, for SlowUsers. Only a run that injects
+	// that PostgresDown can cut it; ProxyNATS does the same for NATS and
+	// NATSDown; ProxyUsers puts it between the order service and the user
+	// service, for SlowUsers. Only a run that injects
 	// the fault should ask: a proxy is not free. It copies every byte
 	// through goroutines and channels in the replay's process, and in the
 	// promo spike the Postgres proxy took 40 % of that process's CPU — on a
 	// machine whose CPUs the shop needs all of — and two more thread
 	// wake-ups per query, each of them a wait for a CPU.
-	ProxyPostgres, ProxyUsers bool
+	ProxyPostgres, ProxyNATS, ProxyUsers bool
 }
 
 // AdminToken is the admin token the replay's stacks use.
@@ -108,17 +111,29 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	}()
 
 	tp := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	pg, err := hostPort(deps.Postgres)
+	// via returns the URL the services reach a dependency by: its own, or,
+	// when a fault is to cut that path, the same through a proxy, kept in *p.
+	via := func(want bool, p **toxiproxy.Proxy, name, u string) (string, error) {
+		if !want {
+			return u, nil
+		}
+		upstream, err := hostPort(u)
+		if err != nil {
+			return "", err
+		}
+		*p = toxiproxy.NewProxy(tp, name, "127.0.0.1:0", upstream)
+		if err := (*p).Start(); err != nil {
+			return "", fmt.Errorf("toxiproxy for %s: %w", name, err)
+		}
+		return strings.Replace(u, upstream, (*p).Listen, 1), nil
+	}
+	pgVia, err := via(o.ProxyPostgres, &s.postgres, "postgres", deps.Postgres)
 	if err != nil {
 		return nil, err
 	}
-	pgVia := pg // where the services find Postgres
-	if o.ProxyPostgres {
-		s.postgres = toxiproxy.NewProxy(tp, "postgres", "127.0.0.1:0", pg)
-		if err := s.postgres.Start(); err != nil {
-			return nil, fmt.Errorf("toxiproxy for postgres: %w", err)
-		}
-		pgVia = s.postgres.Listen
+	natsVia, err := via(o.ProxyNATS, &s.nats, "nats", deps.NATS)
+	if err != nil {
+		return nil, err
 	}
 
 	ports := map[string][2]string{}
@@ -127,28 +142,25 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 		s.api[svc] = "http://" + ports[svc][0]
 		s.admin[svc] = "http://" + ports[svc][1]
 	}
-	usersVia := s.api["user"] // where the order service finds the user service
-	if o.ProxyUsers {
-		s.users = toxiproxy.NewProxy(tp, "users", "127.0.0.1:0", ports["user"][0])
-		if err := s.users.Start(); err != nil {
-			return nil, fmt.Errorf("toxiproxy for the user service: %w", err)
-		}
-		usersVia = "http://" + s.users.Listen
+	usersVia, err := via(o.ProxyUsers, &s.users, "users", s.api["user"])
+	if err != nil {
+		return nil, err
 	}
 
 	dbVia := map[string]string{}
 	for _, svc := range Services {
-		direct := strings.Replace(deps.Postgres, "/postgres?", "/"+s.run+"_"+svc+"?", 1)
+		database := "/" + s.run + "_" + svc + "?"
+		direct := strings.Replace(deps.Postgres, "/postgres?", database, 1)
 		if err := db.EnsureDatabase(ctx, direct); err != nil {
 			return nil, err
 		}
 		s.databases[svc] = direct
-		dbVia[svc] = strings.Replace(direct, pg, pgVia, 1)
+		dbVia[svc] = strings.Replace(pgVia, "/postgres?", database, 1)
 	}
 
 	common := map[string]string{
 		"APP_ENV": "development", "LOG_LEVEL": "info", "FIXES": o.Fixes,
-		"REDIS_URL": deps.Redis, "NATS_URL": deps.NATS, "ADMIN_TOKEN": AdminToken,
+		"REDIS_URL": deps.Redis, "NATS_URL": natsVia, "ADMIN_TOKEN": AdminToken,
 		"JWT_SECRET":       "replay-jwt-secret-of-at-least-32-bytes",
 		"EVENTS_NAMESPACE": s.run, "TRUSTED_PROXIES": "127.0.0.1",
 		"USER_SERVICE_URL": usersVia, "SEARCH_SERVICE_URL": s.api["search"],
@@ -227,11 +239,24 @@ func (s *Native) PostgresDown(down bool) error {
 	if s.postgres == nil {
 		return errors.New("this stack reaches Postgres directly (start it with ProxyPostgres)")
 	}
+	return cut(s.postgres, down)
+}
+
+// NATSDown makes NATS unreachable, or reachable again, as PostgresDown does
+// Postgres.
+func (s *Native) NATSDown(down bool) error {
+	if s.nats == nil {
+		return errors.New("this stack reaches NATS directly (start it with ProxyNATS)")
+	}
+	return cut(s.nats, down)
+}
+
+func cut(p *toxiproxy.Proxy, down bool) error {
 	if down {
-		s.postgres.Stop()
+		p.Stop()
 		return nil
 	}
-	return s.postgres.Start()
+	return p.Start()
 }
 
 // SlowUsers delays the user service's answers to the order service by
@@ -260,7 +285,7 @@ func (s *Native) Close() {
 			c.Close()
 		}
 	}
-	for _, p := range []*toxiproxy.Proxy{s.postgres, s.users} {
+	for _, p := range []*toxiproxy.Proxy{s.postgres, s.nats, s.users} {
 		if p != nil {
 			p.Stop()
 		}
@@ -308,16 +333,16 @@ func dbName(u string) string {
 	return name[:strings.IndexByte(name+"?", '?')]
 }
 
+// hostPort returns the host:port a URL (postgres://…, nats://…) points at.
 func hostPort(u string) (string, error) {
-	at := strings.LastIndex(u, "@")
-	rest := u[at+1:]
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		rest = rest[:i]
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "", err
 	}
-	if _, _, err := net.SplitHostPort(rest); err != nil {
-		return "", fmt.Errorf("postgres URL %q: host:port: %w", u, err)
+	if _, _, err := net.SplitHostPort(parsed.Host); err != nil {
+		return "", fmt.Errorf("URL %q: host:port: %w", u, err)
 	}
-	return rest, nil
+	return parsed.Host, nil
 }
 
 func name(prefix string) string {

@@ -26,6 +26,7 @@ type Shop interface {
 	Restarts() map[string]int
 	Up() map[string]bool
 	PostgresDown(down bool) error
+	NATSDown(down bool) error
 	SlowUsers(latency time.Duration) error
 	Check(ctx context.Context, acknowledged []string, products int, settle time.Duration) (Invariants, error)
 	Close()
@@ -38,13 +39,13 @@ var (
 
 // Remote is a shop that is already running, such as the compose stack: the
 // replay sends it traffic, switches its fixes through the admin API instead
-// of restarting it, breaks Postgres through its Toxiproxy, and checks the
-// invariants in its databases.
+// of restarting it, breaks Postgres or NATS through its Toxiproxy, and
+// checks the invariants in its databases.
 type Remote struct {
 	APIs       map[string]string // service → API base URL
 	Admins     map[string]string // service → admin base URL
 	Databases  map[string]string // service → database URL, for the invariants
-	Toxiproxy  string            // Toxiproxy's API, with proxies "postgres" and (optionally) "users"
+	Toxiproxy  string            // Toxiproxy's API, with proxies "postgres", "nats" and "users" (each where a fault needs it)
 	AdminToken string
 	HTTP       *http.Client
 
@@ -147,6 +148,11 @@ func (r *Remote) Up() map[string]bool {
 // PostgresDown disables or enables Toxiproxy's "postgres" proxy.
 func (r *Remote) PostgresDown(down bool) error {
 	return r.toxiproxy(http.MethodPatch, "/proxies/postgres", fmt.Sprintf(`{"enabled":%t}`, !down)) // POST is deprecated
+}
+
+// NATSDown disables or enables Toxiproxy's "nats" proxy.
+func (r *Remote) NATSDown(down bool) error {
+	return r.toxiproxy(http.MethodPatch, "/proxies/nats", fmt.Sprintf(`{"enabled":%t}`, !down))
 }
 
 // SlowUsers adds or removes a latency toxic on Toxiproxy's "users" proxy.

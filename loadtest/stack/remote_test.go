@@ -12,15 +12,18 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
 // -target breaks the compose stack through its Toxiproxy's HTTP API. Here the
 // API is Toxiproxy's own (the module the compose image is built from, at the
 // same version), loaded with the proxies of the compose file's
-// toxiproxy.json pointed at this machine: Postgres is cut and comes back, and
-// the user service's latency toxic is added and removed.
+// toxiproxy.json pointed at this machine: Postgres and NATS are cut and come
+// back, and the user service's latency toxic is added and removed.
 func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	srv := httptest.NewServer(api.Routes())
@@ -37,7 +40,8 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 	if err := json.Unmarshal(data, &proxies); err != nil {
 		t.Fatal(err)
 	}
-	upstream := map[string]string{"postgres": "127.0.0.1:5432", "users": strings.TrimPrefix(users.URL, "http://")}
+	upstream := map[string]string{"postgres": "127.0.0.1:5432", "nats": strings.TrimPrefix(testkit.NATSURL(), "nats://"),
+		"users": strings.TrimPrefix(users.URL, "http://")}
 	for _, p := range proxies {
 		name, _ := p["name"].(string)
 		if upstream[name] == "" {
@@ -46,7 +50,7 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 		p["listen"], p["upstream"] = "127.0.0.1:0", upstream[name]
 	}
 	if len(proxies) != len(upstream) {
-		t.Fatalf("toxiproxy.json has %d proxies, want postgres and users", len(proxies))
+		t.Fatalf("toxiproxy.json has %d proxies, want postgres, nats and users", len(proxies))
 	}
 	body, _ := json.Marshal(proxies)
 	resp, err := http.Post(srv.URL+"/populate", "application/json", strings.NewReader(string(body)))
@@ -61,38 +65,52 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("populate: %d %v", resp.StatusCode, err)
 	}
-	pgVia := ""
+	listen := map[string]string{}
 	for _, p := range populated.Proxies {
-		if p.Name == "postgres" {
-			pgVia = p.Listen
-		}
+		listen[p.Name] = p.Listen
 	}
 
 	r := &Remote{Toxiproxy: srv.URL}
-	connects := func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, "postgres://postgres@"+pgVia+"/postgres?sslmode=disable")
-		if err != nil {
-			return false
+	// Each cut: reachable through the proxy before, not while down, again after.
+	for _, c := range []struct {
+		what     string
+		down     func(bool) error
+		connects func() bool
+	}{
+		{"Postgres", r.PostgresDown, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, "postgres://postgres@"+listen["postgres"]+"/postgres?sslmode=disable")
+			if err != nil {
+				return false
+			}
+			defer conn.Close(ctx)
+			return conn.Ping(ctx) == nil
+		}},
+		{"NATS", r.NATSDown, func() bool {
+			nc, err := nats.Connect("nats://"+listen["nats"], nats.Timeout(2*time.Second))
+			if err != nil {
+				return false
+			}
+			defer nc.Close()
+			return nc.Flush() == nil
+		}},
+	} {
+		if !c.connects() {
+			t.Fatalf("%s is not reachable through the proxy before the fault", c.what)
 		}
-		defer conn.Close(ctx)
-		return conn.Ping(ctx) == nil
-	}
-	if !connects() {
-		t.Fatal("Postgres is not reachable through the proxy before the fault")
-	}
-	if err := r.PostgresDown(true); err != nil {
-		t.Fatal(err)
-	}
-	if connects() {
-		t.Error("Postgres is reachable through the proxy while it is down")
-	}
-	if err := r.PostgresDown(false); err != nil {
-		t.Fatal(err)
-	}
-	if !connects() {
-		t.Error("Postgres is not reachable through the proxy after it came back")
+		if err := c.down(true); err != nil {
+			t.Fatal(err)
+		}
+		if c.connects() {
+			t.Errorf("%s is reachable through the proxy while it is down", c.what)
+		}
+		if err := c.down(false); err != nil {
+			t.Fatal(err)
+		}
+		if !c.connects() {
+			t.Errorf("%s is not reachable through the proxy after it came back", c.what)
+		}
 	}
 
 	toxics := func() []map[string]any {
