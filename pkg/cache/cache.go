@@ -26,7 +26,11 @@ func Open(url string) (*redis.Client, error) {
 	opts.ReadTimeout = 250 * time.Millisecond
 	opts.WriteTimeout = 250 * time.Millisecond
 	opts.PoolTimeout = 300 * time.Millisecond
-	opts.MaxRetries = 1
+	// No retry: the caller's fallback is the retry. go-redis waits 8–16 ms
+	// before one, and with Redis down every command paid it, several times
+	// a request (loadtest/MEASUREMENTS.md, "Redis down"). -1, because 0
+	// means go-redis's default of three.
+	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
 	if err := redisotel.InstrumentTracing(rdb); err != nil {
 		return nil, fmt.Errorf("cache: tracing: %w", err)

@@ -80,9 +80,13 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 	p.closers = append(p.closers, func(context.Context) error { return p.DB.Close() })
 	telemetry.RegisterDBPool(p.Registry, cfg.Service, p.DB.SQL())
 
+	p.Observer = resilience.NewObserver(p.Registry, log)
 	if p.Redis, err = cache.Open(cfg.RedisURL.Reveal()); err != nil {
 		return nil, err
 	}
+	// fix: breaker — Redis has one too: while it is down, its callers go
+	// straight to their fallbacks instead of waiting on it first.
+	resilience.BreakRedis(p.Redis, resilience.BreakerSettings{}, p.Board, p.Observer)
 	p.closers = append(p.closers, func(context.Context) error { return p.Redis.Close() })
 	p.Cache = cache.NewStore(p.Redis, cfg.RedisPrefix)
 	telemetry.RegisterRedisPool(p.Registry, p.Redis)
@@ -97,7 +101,6 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 	p.Health.Add("redis", func(ctx context.Context) error { return p.Redis.Ping(ctx).Err() })
 	p.Health.Add("nats", events.Check(p.NATS, p.JS))
 
-	p.Observer = resilience.NewObserver(p.Registry, log)
 	p.Shedder = resilience.NewShedder(resilience.ShedSettings{
 		Name: cfg.Service, Target: cfg.Requests.ShedTarget, CPUWait: cfg.Requests.ShedCPUWait,
 	}, p.Observer)

@@ -35,6 +35,11 @@ const (
 //     replay's "recovered within 5 s" budget includes this wait.
 //   - HalfOpenProbes 5: five calls in a row must succeed before all traffic
 //     returns; one lucky call is not a recovery.
+//   - TripAfter 0: no number of failures in a row opens the breaker by
+//     itself; only the ratio does. A dependency whose every call fails when
+//     it is out (Redis: refused or silent) can set it: the ratio over a
+//     window full of the successes before the outage takes most of the
+//     window to get there.
 type BreakerSettings struct {
 	Name           string
 	Window         time.Duration
@@ -42,6 +47,7 @@ type BreakerSettings struct {
 	FailureRatio   float64
 	OpenFor        time.Duration
 	HalfOpenProbes uint32
+	TripAfter      uint32
 	// Classify decides what an error says about the dependency; Classify
 	// (the package function) when nil.
 	Classify func(error) Outcome
@@ -103,6 +109,9 @@ func NewBreaker[T any](s BreakerSettings, board *fixes.Board, obs *Observer) *Br
 		BucketPeriod: s.Window / 10,
 		Timeout:      s.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
+			if s.TripAfter > 0 && c.ConsecutiveFailures >= s.TripAfter {
+				return true
+			}
 			return c.Requests >= s.MinRequests && float64(c.TotalFailures) >= s.FailureRatio*float64(c.Requests)
 		},
 		IsSuccessful: func(err error) bool { return classify(err) == Success },
