@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,8 +166,8 @@ func TestComposeEnvironmentsAreCompleteConfigurations(t *testing.T) {
 
 // The replay's faults act on Toxiproxy's proxies (loadtest/stack, Remote):
 // every proxy in toxiproxy.json forwards to a compose service, and the shop
-// really goes through it — all three services reach Postgres and NATS only
-// through their proxies, and the order service the user service through
+// really goes through it — all three services reach Postgres, Redis and NATS
+// only through their proxies, and the order service the user service through
 // "users" — or cutting it would cut nothing.
 func TestComposeFaultsGoThroughToxiproxy(t *testing.T) {
 	p := loadCompose(t)
@@ -194,8 +195,8 @@ func TestComposeFaultsGoThroughToxiproxy(t *testing.T) {
 		return ""
 	}
 	for _, svc := range []string{"user", "search", "order"} {
-		for variable, proxy := range map[string]string{"DATABASE_URL": "postgres", "NATS_URL": "nats"} {
-			if via[proxy] == "" || !strings.Contains(env(svc, variable), "@"+via[proxy]+"/") && !strings.HasSuffix(env(svc, variable), "//"+via[proxy]) {
+		for variable, proxy := range map[string]string{"DATABASE_URL": "postgres", "REDIS_URL": "redis", "NATS_URL": "nats"} {
+			if u, err := url.Parse(env(svc, variable)); via[proxy] == "" || err != nil || u.Host != via[proxy] {
 				t.Errorf("%s: %s=%q does not go through Toxiproxy's %q proxy (%s)", svc, variable, env(svc, variable), proxy, via[proxy])
 			}
 		}

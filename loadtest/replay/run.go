@@ -170,6 +170,7 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Env: p.Env, Products: o.Products,
 			LogDir: logs, OnEvent: onEvent, Probe: o.Probe,
 			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown), ProxyNATS: o.Scenario.Injects(scenario.NATSDown),
+			ProxyRedis: o.Scenario.Injects(scenario.RedisDown),
 			ProxyUsers: o.Scenario.Injects(scenario.SlowUsers)})
 		if err != nil {
 			return nil, nil, err
@@ -296,6 +297,9 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
 	case scenario.NATSDown:
 		return func() string { return "(NATS unreachable) " + result(st.NATSDown(true)) },
 			func() string { return "(NATS back) " + result(st.NATSDown(false)) }
+	case scenario.RedisDown:
+		return func() string { return "(Redis silent) " + result(st.RedisDown(true)) },
+			func() string { return "(Redis back) " + result(st.RedisDown(false)) }
 	default:
 		return func() string {
 				return fmt.Sprintf("(user service +%v) %s", f.Latency.Duration, result(st.SlowUsers(f.Latency.Duration)))

@@ -42,12 +42,18 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
 				"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, pr))
 		}
-		if sc.Injects(scenario.NATSDown) {
-			// Nothing a shopper asks for needs NATS; the naive shop goes
-			// down all the same, and forgets what it sold.
-			if pr.Supervised {
-				claim(h.Restarts > 0, "liveness probes that ask NATS get the services killed", "%d restarts", h.Restarts)
+		// Nothing a shopper asks for needs NATS, and everything Redis does
+		// has a fallback; the naive shop goes down all the same (and forgets
+		// what it sold, without NATS).
+		for _, d := range []struct {
+			fault scenario.FaultKind
+			name  string
+		}{{scenario.NATSDown, "NATS"}, {scenario.RedisDown, "Redis"}} {
+			if sc.Injects(d.fault) && pr.Supervised {
+				claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%d restarts", h.Restarts)
 			}
+		}
+		if sc.Injects(scenario.NATSDown) {
 			claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%d events lost", h.EventsLost)
 		}
 	case "resilient":
@@ -61,7 +67,7 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			case scenario.PostgresDown:
 				claim(h.Stale > 0, "orders and products read before the outage are served stale", "%d stale answers", h.Stale)
 				refusedFast("what cannot be served is refused fast: p99 of 503 ≤ 10 ms")
-			case scenario.NATSDown:
+			case scenario.NATSDown, scenario.RedisDown:
 				claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the outage: goodput ≥ 90 % of the traffic offered",
 					"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
 			}

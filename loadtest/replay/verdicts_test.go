@@ -65,52 +65,60 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 	}
 }
 
-// nats-outage judges what each profile does with a dependency no shopper
-// needs: the naive shop is killed by its probes and loses the events it
-// published after the commit; the resilient one serves through it.
-func TestNATSOutageVerdicts(t *testing.T) {
-	sc, err := scenario.Load("nats-outage")
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := func(profile string, pr report.Profile) map[string]bool {
-		m := map[string]bool{}
-		for _, v := range judge(sc, Profile{Name: profile}, pr) {
-			m[v.Claim] = v.Held
-		}
-		return m
-	}
+// nats-outage and redis-outage judge what each profile does with a
+// dependency no shopper's request needs: the naive shop is killed by its
+// probes (and, without NATS, loses the events it published after the
+// commit); the resilient one serves through it.
+func TestDependencyOutageVerdicts(t *testing.T) {
 	const (
-		killed   = "liveness probes that ask NATS get the services killed"
 		lost     = "events published after the commit are lost while NATS is down"
 		serves   = "the shop serves through the outage: goodput ≥ 90 % of the traffic offered"
+		restarts = "zero restarts"
+		back     = "back within 5 s after the spike or the fault ends"
 		noEvents = "zero oversold, zero missing orders, zero lost or duplicated events"
 	)
+	killedBy := func(dep string) string { return "liveness probes that ask " + dep + " get the services killed" }
+	serving := report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}}
 	tests := []struct {
-		name, profile string
-		pr            report.Profile
-		want          map[string]bool
+		name, scenario, profile string
+		pr                      report.Profile
+		want                    map[string]bool
 	}{
-		{"naive, as in the incident", "naive",
+		{"naive, as in the incident", "nats-outage", "naive",
 			report.Profile{Supervised: true, Headline: report.Headline{Restarts: 3, EventsLost: 491}},
-			map[string]bool{killed: true, lost: true}},
-		{"naive, unharmed", "naive",
+			map[string]bool{killedBy("NATS"): true, lost: true}},
+		{"naive, unharmed", "nats-outage", "naive",
 			report.Profile{Supervised: true, Headline: report.Headline{}},
-			map[string]bool{killed: false, lost: false}},
-		{"naive, not supervised (-target)", "naive",
+			map[string]bool{killedBy("NATS"): false, lost: false}},
+		{"naive, not supervised (-target)", "nats-outage", "naive",
 			report.Profile{Headline: report.Headline{EventsLost: 12}},
 			map[string]bool{lost: true}},
-		{"resilient, serving", "resilient",
-			report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}},
-			map[string]bool{serves: true, "zero restarts": true, "back within 5 s after the spike or the fault ends": true, noEvents: true}},
-		{"resilient, refusing orders and losing events", "resilient",
+		{"naive without Redis", "redis-outage", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{Restarts: 3}},
+			map[string]bool{killedBy("Redis"): true}},
+		{"resilient, serving", "nats-outage", "resilient", serving,
+			map[string]bool{serves: true, restarts: true, back: true, noEvents: true}},
+		{"resilient, refusing orders and losing events", "nats-outage", "resilient",
 			report.Profile{Supervised: true, Broken: []string{"40 order.created events lost"},
 				Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 150, RecoveryS: 0, EventsLost: 40}},
-			map[string]bool{serves: false, "zero restarts": true, "back within 5 s after the spike or the fault ends": true, noEvents: false}},
+			map[string]bool{serves: false, restarts: true, back: true, noEvents: false}},
+		{"resilient without Redis, serving", "redis-outage", "resilient", serving,
+			map[string]bool{serves: true, restarts: true, back: true, noEvents: true}},
+		{"resilient without Redis, shedding", "redis-outage", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 444, GoodputRPS: 4, RecoveryS: 0}},
+			map[string]bool{serves: false, restarts: true, back: true, noEvents: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := held(tt.profile, tt.pr); !maps.Equal(got, tt.want) {
+			sc, err := scenario.Load(tt.scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, v := range judge(sc, Profile{Name: tt.profile}, tt.pr) {
+				got[v.Claim] = v.Held
+			}
+			if !maps.Equal(got, tt.want) {
 				t.Errorf("claims and whether they held:\n got  %v\n want %v", got, tt.want)
 			}
 		})

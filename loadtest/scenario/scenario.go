@@ -59,13 +59,16 @@ const (
 	// NATSDown makes NATS unreachable for every service, the same way:
 	// orders are still taken, and their events must wait, not vanish.
 	NATSDown FaultKind = "nats_down"
+	// RedisDown makes Redis stop answering every service: connections stay
+	// open and nothing comes back, as in a network partition.
+	RedisDown FaultKind = "redis_down"
 	// SlowUsers delays every answer of the user service, as the order
 	// service sees it, by Latency.
 	SlowUsers FaultKind = "slow_users"
 )
 
 // FaultKinds lists every fault the replay can inject.
-var FaultKinds = []FaultKind{PostgresDown, NATSDown, SlowUsers}
+var FaultKinds = []FaultKind{PostgresDown, NATSDown, RedisDown, SlowUsers}
 
 func joinKinds(ks []FaultKind) string {
 	names := make([]string, len(ks))

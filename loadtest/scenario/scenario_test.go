@@ -9,7 +9,7 @@ import (
 
 func TestBuiltinScenariosParse(t *testing.T) {
 	names := Builtin()
-	for _, want := range []string{"promo", "db-outage", "nats-outage", "slow-dependency"} {
+	for _, want := range []string{"promo", "db-outage", "nats-outage", "redis-outage", "slow-dependency"} {
 		if !strings.Contains(strings.Join(names, ","), want) {
 			t.Fatalf("built-in %q missing from %v", want, names)
 		}
@@ -45,7 +45,7 @@ func TestBadScenariosAreRefusedWithTheReason(t *testing.T) {
 		{"no mix", "name: x\nfocus: a\nphases: [{name: a, duration: 1s, rate: 1}]\n", "no mix"},
 		{"zero rate", "name: x\nfocus: a\nmix: {search: 1}\nphases: [{name: a, duration: 1s, rate: 0}]\n", "positive rate"},
 		{"fault past the end", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: postgres_down, at: 5s, for: 10s}]\n", "within the scenario"},
-		{"unknown fault", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: meteor, at: 1s, for: 1s}]\n", "unknown kind; valid: postgres_down, nats_down, slow_users"},
+		{"unknown fault", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: meteor, at: 1s, for: 1s}]\n", "unknown kind; valid: postgres_down, nats_down, redis_down, slow_users"},
 		{"slow without latency", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: slow_users, at: 1s, for: 1s}]\n", "needs a latency"},
 		{"nothing to judge", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\n", "focus phase or a fault"},
 		{"bad duration", "name: x\nfocus: a\nmix: {search: 1}\nphases: [{name: a, duration: soon, rate: 1}]\n", "duration"},
@@ -83,6 +83,7 @@ func TestInjectsNamesTheScenariosFaults(t *testing.T) {
 		"promo":           nil,
 		"db-outage":       {PostgresDown},
 		"nats-outage":     {NATSDown},
+		"redis-outage":    {RedisDown},
 		"slow-dependency": {SlowUsers},
 	} {
 		s, err := Load(name)
@@ -98,7 +99,7 @@ func TestInjectsNamesTheScenariosFaults(t *testing.T) {
 }
 
 func TestSendsNamesTheScenariosKinds(t *testing.T) {
-	for name, want := range map[string]bool{"promo": true, "db-outage": false, "nats-outage": false, "slow-dependency": false} {
+	for name, want := range map[string]bool{"promo": true, "db-outage": false, "nats-outage": false, "redis-outage": true, "slow-dependency": false} {
 		s, err := Load(name)
 		if err != nil {
 			t.Fatal(err)

@@ -72,6 +72,7 @@ type Native struct {
 	databases map[string]string // service → database URL (direct, not through the proxy)
 	postgres  *toxiproxy.Proxy  // with ProxyPostgres, every service reaches Postgres through this
 	nats      *toxiproxy.Proxy  // with ProxyNATS, every service reaches NATS through this
+	redis     *toxiproxy.Proxy  // with ProxyRedis, every service reaches Redis through this
 	users     *toxiproxy.Proxy  // with ProxyUsers, the order service reaches the user service through this
 }
 
@@ -85,15 +86,15 @@ type Options struct {
 	// Env adds or overrides variables of every service.
 	Env map[string]string
 	// ProxyPostgres puts Toxiproxy between the services and Postgres, so
-	// that PostgresDown can cut it; ProxyNATS does the same for NATS and
-	// NATSDown; ProxyUsers puts it between the order service and the user
-	// service, for SlowUsers. Only a run that injects
+	// that PostgresDown can cut it; ProxyNATS and ProxyRedis do the same
+	// for NATS and Redis; ProxyUsers puts it between the order service and
+	// the user service, for SlowUsers. Only a run that injects
 	// the fault should ask: a proxy is not free. It copies every byte
 	// through goroutines and channels in the replay's process, and in the
 	// promo spike the Postgres proxy took 40 % of that process's CPU — on a
 	// machine whose CPUs the shop needs all of — and two more thread
 	// wake-ups per query, each of them a wait for a CPU.
-	ProxyPostgres, ProxyNATS, ProxyUsers bool
+	ProxyPostgres, ProxyNATS, ProxyRedis, ProxyUsers bool
 }
 
 // AdminToken is the admin token the replay's stacks use.
@@ -135,6 +136,10 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	if err != nil {
 		return nil, err
 	}
+	redisVia, err := via(o.ProxyRedis, &s.redis, "redis", deps.Redis)
+	if err != nil {
+		return nil, err
+	}
 
 	ports := map[string][2]string{}
 	for _, svc := range Services {
@@ -160,7 +165,7 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 
 	common := map[string]string{
 		"APP_ENV": "development", "LOG_LEVEL": "info", "FIXES": o.Fixes,
-		"REDIS_URL": deps.Redis, "NATS_URL": natsVia, "ADMIN_TOKEN": AdminToken,
+		"REDIS_URL": redisVia, "NATS_URL": natsVia, "ADMIN_TOKEN": AdminToken,
 		"JWT_SECRET":       "replay-jwt-secret-of-at-least-32-bytes",
 		"EVENTS_NAMESPACE": s.run, "TRUSTED_PROXIES": "127.0.0.1",
 		"USER_SERVICE_URL": usersVia, "SEARCH_SERVICE_URL": s.api["search"],
@@ -251,6 +256,26 @@ func (s *Native) NATSDown(down bool) error {
 	return cut(s.nats, down)
 }
 
+// RedisDown makes Redis stop answering (down = true), or answer again. Not
+// as PostgresDown does: its connections stay open and carry nothing, as in a
+// network partition, so every command waits for its timeout. That is the
+// harder outage for Redis's callers: one that refuses costs them a refused
+// dial, which the shop absorbs without a breaker (measured).
+func (s *Native) RedisDown(down bool) error {
+	if s.redis == nil {
+		return errors.New("this stack reaches Redis directly (start it with ProxyRedis)")
+	}
+	if !down {
+		return s.redis.Toxics.RemoveToxic(context.Background(), "hang")
+	}
+	_, err := s.redis.Toxics.AddToxicJson(strings.NewReader(hangToxic))
+	return err
+}
+
+// hangToxic is Toxiproxy's timeout toxic with no timeout: nothing comes back,
+// and the connection is never closed.
+const hangToxic = `{"name":"hang","type":"timeout","stream":"downstream","attributes":{"timeout":0}}`
+
 func cut(p *toxiproxy.Proxy, down bool) error {
 	if down {
 		p.Stop()
@@ -285,7 +310,7 @@ func (s *Native) Close() {
 			c.Close()
 		}
 	}
-	for _, p := range []*toxiproxy.Proxy{s.postgres, s.nats, s.users} {
+	for _, p := range []*toxiproxy.Proxy{s.postgres, s.nats, s.redis, s.users} {
 		if p != nil {
 			p.Stop()
 		}

@@ -27,6 +27,7 @@ type Shop interface {
 	Up() map[string]bool
 	PostgresDown(down bool) error
 	NATSDown(down bool) error
+	RedisDown(down bool) error
 	SlowUsers(latency time.Duration) error
 	Check(ctx context.Context, acknowledged []string, products int, settle time.Duration) (Invariants, error)
 	Close()
@@ -153,6 +154,15 @@ func (r *Remote) PostgresDown(down bool) error {
 // NATSDown disables or enables Toxiproxy's "nats" proxy.
 func (r *Remote) NATSDown(down bool) error {
 	return r.toxiproxy(http.MethodPatch, "/proxies/nats", fmt.Sprintf(`{"enabled":%t}`, !down))
+}
+
+// RedisDown adds or removes a toxic on Toxiproxy's "redis" proxy that lets
+// nothing through (see Native.RedisDown).
+func (r *Remote) RedisDown(down bool) error {
+	if !down {
+		return r.toxiproxy(http.MethodDelete, "/proxies/redis/toxics/hang", "")
+	}
+	return r.toxiproxy(http.MethodPost, "/proxies/redis/toxics", hangToxic)
 }
 
 // SlowUsers adds or removes a latency toxic on Toxiproxy's "users" proxy.

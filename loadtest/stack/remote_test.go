@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/stampede-shop/stampede/pkg/testkit"
@@ -23,7 +24,8 @@ import (
 // API is Toxiproxy's own (the module the compose image is built from, at the
 // same version), loaded with the proxies of the compose file's
 // toxiproxy.json pointed at this machine: Postgres and NATS are cut and come
-// back, and the user service's latency toxic is added and removed.
+// back, Redis goes silent and answers again, and the user service's latency
+// toxic is added and removed.
 func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	srv := httptest.NewServer(api.Routes())
@@ -40,8 +42,12 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 	if err := json.Unmarshal(data, &proxies); err != nil {
 		t.Fatal(err)
 	}
+	redisAt, err := hostPort(testkit.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	upstream := map[string]string{"postgres": "127.0.0.1:5432", "nats": strings.TrimPrefix(testkit.NATSURL(), "nats://"),
-		"users": strings.TrimPrefix(users.URL, "http://")}
+		"redis": redisAt, "users": strings.TrimPrefix(users.URL, "http://")}
 	for _, p := range proxies {
 		name, _ := p["name"].(string)
 		if upstream[name] == "" {
@@ -50,7 +56,7 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 		p["listen"], p["upstream"] = "127.0.0.1:0", upstream[name]
 	}
 	if len(proxies) != len(upstream) {
-		t.Fatalf("toxiproxy.json has %d proxies, want postgres, nats and users", len(proxies))
+		t.Fatalf("toxiproxy.json has %d proxies, want postgres, nats, redis and users", len(proxies))
 	}
 	body, _ := json.Marshal(proxies)
 	resp, err := http.Post(srv.URL+"/populate", "application/json", strings.NewReader(string(body)))
@@ -94,6 +100,11 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 			}
 			defer nc.Close()
 			return nc.Flush() == nil
+		}},
+		{"Redis", r.RedisDown, func() bool {
+			rdb := redis.NewClient(&redis.Options{Addr: listen["redis"], MaxRetries: -1, ReadTimeout: 300 * time.Millisecond})
+			defer rdb.Close()
+			return rdb.Ping(context.Background()).Err() == nil
 		}},
 	} {
 		if !c.connects() {
