@@ -5,7 +5,11 @@
 //     dependency: a slow database must not get a healthy process killed. That
 //     is exactly how the incident turned a slow row lock into an outage.
 //   - /readyz — should traffic be sent here now? Dependencies, start-up and
-//     drain state, each dependency checked with its own short timeout.
+//     drain state, each dependency checked with its own short timeout. A
+//     dependency the service has a fallback for does not fail it (with the
+//     probes fix): the replicas share their dependencies, so a Redis outage
+//     would take every replica out of the load balancer at once, and the
+//     fallbacks would serve nobody.
 //   - /healthz — the same as /readyz, for people: JSON detail per dependency.
 package health
 
@@ -28,8 +32,9 @@ import (
 type Check func(ctx context.Context) error
 
 type namedCheck struct {
-	name string
-	fn   Check
+	name     string
+	fn       Check
+	fallback bool // the service serves on without it (AddWithFallback)
 }
 
 // Checker owns the probes of one service.
@@ -49,7 +54,17 @@ func New(board *fixes.Board, timeout time.Duration) *Checker {
 }
 
 // Add registers a dependency check. Call it before serving.
-func (h *Checker) Add(name string, fn Check) { h.checks = append(h.checks, namedCheck{name, fn}) }
+func (h *Checker) Add(name string, fn Check) { h.checks = append(h.checks, namedCheck{name: name, fn: fn}) }
+
+// AddWithFallback registers a dependency the service serves on without,
+// from a fallback (Redis: the database, a local limit; NATS: the outbox).
+// While it is down, readiness reports it and says "degraded", and still
+// answers 200 — with the probes fix. Without it, as in the incident, every
+// dependency is vital, and (liveness being readiness then) a process is
+// killed for any of them. Start-up waits for it like any other.
+func (h *Checker) AddWithFallback(name string, fn Check) {
+	h.checks = append(h.checks, namedCheck{name: name, fn: fn, fallback: true})
+}
 
 // AddInfo adds a detail to the report that never fails readiness: the
 // shedder's limit and in-flight count, say. Readiness failing under load
@@ -79,7 +94,7 @@ type Result struct {
 
 // Report is the JSON of /readyz and /healthz.
 type Report struct {
-	Status string            `json:"status"` // "ready", "starting", "draining" or "unavailable"
+	Status string            `json:"status"` // "ready", "degraded", "starting", "draining" or "unavailable"
 	Checks map[string]Result `json:"checks"`
 	Info   map[string]any    `json:"info,omitempty"`
 }
@@ -90,11 +105,22 @@ func (h *Checker) Ready(ctx context.Context) Report {
 	results := make(map[string]Result, len(h.checks))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	vital, degraded := false, false // a dependency down that the service needs; one it has a fallback for
+	riddenOut := h.board.On(fixes.Probes)
 	for _, c := range h.checks {
 		wg.Go(func() {
 			r := h.run(ctx, c.fn)
 			mu.Lock()
 			results[c.name] = r
+			if r.Status != "up" {
+				// fix: probes — a dependency with a fallback degrades the
+				// service; it does not take it out of the load balancer.
+				if c.fallback && riddenOut {
+					degraded = true
+				} else {
+					vital = true
+				}
+			}
 			mu.Unlock()
 		})
 	}
@@ -107,10 +133,11 @@ func (h *Checker) Ready(ctx context.Context) Report {
 			rep.Info[name] = fn()
 		}
 	}
-	for _, r := range results {
-		if r.Status != "up" {
-			rep.Status = "unavailable"
-		}
+	switch {
+	case vital:
+		rep.Status = "unavailable"
+	case degraded:
+		rep.Status = "degraded"
 	}
 	switch {
 	case h.draining.Load():
@@ -156,7 +183,7 @@ func (h *Checker) HandleLive(c *gin.Context) {
 func (h *Checker) HandleReady(c *gin.Context) {
 	rep := h.Ready(c.Request.Context())
 	status := http.StatusOK
-	if rep.Status != "ready" {
+	if rep.Status != "ready" && rep.Status != "degraded" {
 		status = http.StatusServiceUnavailable
 	}
 	c.JSON(status, rep)

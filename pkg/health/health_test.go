@@ -83,6 +83,53 @@ func TestReadiness(t *testing.T) {
 	check(503, `"status":"draining"`)
 }
 
+// A dependency the service has a fallback for (Redis, NATS) degrades
+// readiness and leaves it 200 with the probes fix: the replicas share it, and
+// failing readiness for it would take all of them out of the load balancer
+// at once. Without the fix it is as vital as the database, and the naive
+// liveness, which is readiness, fails with it.
+func TestADependencyWithAFallbackDegradesReadiness(t *testing.T) {
+	for _, tt := range []struct {
+		fixes       fixes.Set
+		ready, live int
+		status      string
+	}{
+		{fixes.Resilient, 200, 200, `"status":"degraded"`}, // fix: probes
+		{fixes.Naive, 503, 503, `"status":"unavailable"`},
+	} {
+		var redisDown, dbDown atomic.Bool
+		h := health.New(fixes.NewBoard(tt.fixes, quiet), 100*time.Millisecond)
+		h.Add("postgres", func(context.Context) error {
+			if dbDown.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		})
+		h.AddWithFallback("redis", func(context.Context) error {
+			if redisDown.Load() {
+				return errors.New("i/o timeout")
+			}
+			return nil
+		})
+		h.MarkStarted()
+		if code, body := probe(h.HandleReady); code != 200 || !strings.Contains(body, `"status":"ready"`) {
+			t.Fatalf("fixes=%s, all up: readyz %d %s", tt.fixes, code, body)
+		}
+		redisDown.Store(true)
+		code, body := probe(h.HandleReady)
+		if code != tt.ready || !strings.Contains(body, tt.status) || !strings.Contains(body, `"redis":{"status":"down"`) {
+			t.Errorf("fixes=%s, Redis down: readyz %d %s; want %d, %s, Redis reported down", tt.fixes, code, body, tt.ready, tt.status)
+		}
+		if code, _ := probe(h.HandleLive); code != tt.live {
+			t.Errorf("fixes=%s, Redis down: livez %d, want %d", tt.fixes, code, tt.live)
+		}
+		dbDown.Store(true) // the database is vital either way
+		if code, body := probe(h.HandleReady); code != 503 || !strings.Contains(body, `"status":"unavailable"`) {
+			t.Errorf("fixes=%s, Redis and Postgres down: readyz %d %s; want 503, unavailable", tt.fixes, code, body)
+		}
+	}
+}
+
 func TestHungCheckCostsOnlyItsTimeout(t *testing.T) {
 	h := health.New(fixes.NewBoard(fixes.Resilient, quiet), 20*time.Millisecond)
 	h.Add("hung", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })

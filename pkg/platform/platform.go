@@ -98,8 +98,11 @@ func Open(ctx context.Context, cfg config.Common, stdout io.Writer, getenv func(
 
 	p.Health = health.New(p.Board, time.Second)
 	p.Health.Add("postgres", p.DB.Ping)
-	p.Health.Add("redis", func(ctx context.Context) error { return p.Redis.Ping(ctx).Err() })
-	p.Health.Add("nats", events.Check(p.NATS, p.JS))
+	// Redis's callers fall back to the database and to a local limit, and
+	// the order events wait in the outbox while NATS is away: the service
+	// serves on without either (replay scenarios redis-outage, nats-outage).
+	p.Health.AddWithFallback("redis", func(ctx context.Context) error { return p.Redis.Ping(ctx).Err() })
+	p.Health.AddWithFallback("nats", events.Check(p.NATS, p.JS))
 
 	p.Shedder = resilience.NewShedder(resilience.ShedSettings{
 		Name: cfg.Service, Target: cfg.Requests.ShedTarget, CPUWait: cfg.Requests.ShedCPUWait,

@@ -115,6 +115,11 @@ func TestOutboxDeliversEveryEventAfterNATSReturns(t *testing.T) {
 	if pending := query(t, in, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`); pending != 20 {
 		t.Fatalf("%d events waiting in the outbox, want 20", pending)
 	}
+	// Still ready, degraded: taken out of the load balancer for NATS, every
+	// replica would go at once (fix: probes).
+	if r := in.Do(t, "GET", "/readyz", "", ""); r.Status != 200 || r.Body["status"] != "degraded" {
+		t.Fatalf("readyz while NATS is down: %d %s, want 200 degraded", r.Status, r.Raw)
+	}
 	time.Sleep(time.Second) // the relay tries, fails, backs off
 	proxy.SetUp(true)
 
