@@ -54,7 +54,9 @@ func New(board *fixes.Board, timeout time.Duration) *Checker {
 }
 
 // Add registers a dependency check. Call it before serving.
-func (h *Checker) Add(name string, fn Check) { h.checks = append(h.checks, namedCheck{name: name, fn: fn}) }
+func (h *Checker) Add(name string, fn Check) {
+	h.checks = append(h.checks, namedCheck{name: name, fn: fn})
+}
 
 // AddWithFallback registers a dependency the service serves on without,
 // from a fallback (Redis: the database, a local limit; NATS: the outbox).
