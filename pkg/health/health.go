@@ -61,9 +61,9 @@ func (h *Checker) Add(name string, fn Check) {
 // AddWithFallback registers a dependency the service serves on without,
 // from a fallback (Redis: the database, a local limit; NATS: the outbox).
 // While it is down, readiness reports it and says "degraded", and still
-// answers 200 — with the probes fix. Without it, as in the incident, every
-// dependency is vital, and (liveness being readiness then) a process is
-// killed for any of them. Start-up waits for it like any other.
+// answers 200 — with the probes fix, and start-up (WaitReady) does not wait
+// for it. Without the fix, as in the incident, every dependency is vital, and
+// (liveness being readiness then) a process is killed for any of them.
 func (h *Checker) AddWithFallback(name string, fn Check) {
 	h.checks = append(h.checks, namedCheck{name: name, fn: fn, fallback: true})
 }
@@ -194,11 +194,18 @@ func (h *Checker) HandleReady(c *gin.Context) {
 // WaitReady is the start-up self-check: it runs every check until all pass,
 // logging one line per failing dependency per attempt, and gives up after
 // attempts tries so that a supervisor restarts a process that cannot start
-// rather than leaving it half alive.
+// rather than leaving it half alive. With the probes fix, the dependencies
+// the service has a fallback for are not waited for.
 func (h *Checker) WaitReady(ctx context.Context, log *slog.Logger, attempts int, backoff time.Duration) error {
+	var checks []namedCheck
+	for _, c := range h.checks {
+		if !c.fallback || !h.board.On(fixes.Probes) {
+			checks = append(checks, c)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		var failed []error
-		for _, c := range h.checks {
+		for _, c := range checks {
 			r := h.run(ctx, c.fn)
 			if r.Status == "up" {
 				continue
@@ -207,7 +214,7 @@ func (h *Checker) WaitReady(ctx context.Context, log *slog.Logger, attempts int,
 			log.WarnContext(ctx, "waiting for dependency", "dependency", c.name, "attempt", attempt, "of", attempts, "error", r.Error)
 		}
 		if len(failed) == 0 {
-			for _, c := range h.checks {
+			for _, c := range checks {
 				log.InfoContext(ctx, "dependency ready", "dependency", c.name)
 			}
 			return nil

@@ -164,3 +164,20 @@ func TestWaitReady(t *testing.T) {
 		t.Fatalf("want a bounded failure naming postgres, got %v", err)
 	}
 }
+
+// Start-up waits for the dependencies the service cannot serve without; with
+// the probes fix, not for one it has a fallback for.
+func TestWaitReadyWaitsOnlyForWhatIsVital(t *testing.T) {
+	for _, tt := range []struct {
+		fixes fixes.Set
+		waits bool
+	}{{fixes.Resilient, false}, {fixes.Naive, true}} {
+		h := health.New(fixes.NewBoard(tt.fixes, quiet), 10*time.Millisecond)
+		h.Add("postgres", func(context.Context) error { return nil })
+		h.AddWithFallback("nats", func(context.Context) error { return errors.New("nats is RECONNECTING") })
+		err := h.WaitReady(context.Background(), quiet, 3, time.Millisecond)
+		if waited := err != nil; waited != tt.waits || waited && !strings.Contains(err.Error(), "nats") {
+			t.Errorf("fixes=%s, NATS down: WaitReady %v; want it to give up waiting for NATS: %v", tt.fixes, err, tt.waits)
+		}
+	}
+}

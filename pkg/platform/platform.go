@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -126,16 +127,65 @@ func (p *Platform) Limiter(name string, perSecond int) resilience.Limiter {
 
 // Prepare is the start-up every service shares: wait for the dependencies
 // (bounded: about a minute, then the process exits and its supervisor
-// restarts it), apply the migrations under Postgres's advisory lock, and
-// declare the ORDERS stream.
-func (p *Platform) Prepare(ctx context.Context, migrations fs.FS) error {
+// restarts it), apply the migrations under Postgres's advisory lock, declare
+// the ORDERS stream, and start what the service consumes of it (consume, if
+// not nil: it returns how to stop it, which runs at shutdown).
+//
+// With the probes fix a service starts without Redis and NATS, as it serves
+// without them (health.AddWithFallback): the stream and the consumers are
+// set up in the background once NATS answers. Without the fix, as in the
+// incident, a process that starts during a NATS outage waits for it, and
+// after a minute exits, to be restarted and wait again.
+func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(context.Context) (stop func(), err error)) error {
 	if err := p.Health.WaitReady(ctx, p.Log, 60, time.Second); err != nil {
 		return err
 	}
 	if err := db.Migrate(ctx, p.Config.DatabaseURL.Reveal(), migrations, p.Log); err != nil {
 		return err
 	}
-	return events.EnsureOrdersStream(ctx, p.JS, events.Orders(p.Config.EventsNamespace))
+	var mu sync.Mutex
+	var stop func()
+	p.Server.OnShutdown(func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		return nil
+	})
+	setUp := func() error {
+		declare, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := events.EnsureOrdersStream(declare, p.JS, events.Orders(p.Config.EventsNamespace)); err != nil || consume == nil {
+			return err
+		}
+		s, err := consume(ctx)
+		mu.Lock()
+		stop = s
+		mu.Unlock()
+		return err
+	}
+	err := setUp()
+	if err == nil || !p.Board.On(fixes.Probes) {
+		return err
+	}
+	// fix: probes — the service serves without NATS: its events wait (the
+	// outbox) or arrive late (the consumers), and come once NATS is back.
+	p.Log.Warn("events not set up; serving without them, retrying in the background", "error", err)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+			if err := setUp(); err == nil {
+				p.Log.Info("events set up")
+				return
+			}
+		}
+	}()
+	return nil
 }
 
 // Close releases everything Open made, newest first.
@@ -206,7 +256,7 @@ func (p *Platform) Seed(ctx context.Context, args []string, migrations fs.FS, fi
 		}
 		n = v
 	}
-	if err := p.Prepare(ctx, migrations); err != nil {
+	if err := p.Prepare(ctx, migrations, nil); err != nil {
 		return err
 	}
 	if err := fill(ctx, n); err != nil {

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	addRoutes(p.Server.API(), p, auth.NewTokens(cfg.JWTSecret.Reveal(), time.Hour), svc, relay, m)
 
 	return p.Server.Run(ctx, func(ctx context.Context) error {
-		if err := p.Prepare(ctx, migrations.FS); err != nil {
+		if err := p.Prepare(ctx, migrations.FS, nil); err != nil {
 			return err
 		}
 		relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))

@@ -51,15 +51,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	addRoutes(p.Server.API(), p, cfg, svc)
 
 	return p.Server.Run(ctx, func(ctx context.Context) error {
-		if err := p.Prepare(ctx, migrations.FS); err != nil {
-			return err
-		}
 		// Sold counts for every order, exactly once: acked after their commit.
-		stopSold, err := events.ConsumeOrderCreated(ctx, p.JS, events.Orders(cfg.EventsNamespace), products.SoldConsumer, p.Log, svc.ApplyOrderCreated)
-		if err != nil {
-			return err
-		}
-		p.Server.OnShutdown(func(context.Context) error { stopSold(); return nil })
-		return nil
+		return p.Prepare(ctx, migrations.FS, func(ctx context.Context) (func(), error) {
+			return events.ConsumeOrderCreated(ctx, p.JS, events.Orders(cfg.EventsNamespace), products.SoldConsumer, p.Log, svc.ApplyOrderCreated)
+		})
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
@@ -188,5 +190,53 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	in.WaitStatus(t, "/readyz", 200, 15*time.Second)
 	if err := check(); err != nil {
 		t.Fatalf("healthcheck of a ready service: %v", err)
+	}
+}
+
+// Started while NATS is unreachable, the service serves anyway — it needs
+// NATS only for the points of orders, which can come late — and its consumer
+// starts once NATS is back (fix: probes). Without the fix it waits for NATS,
+// as for Postgres.
+func TestStartsWithoutNATS(t *testing.T) {
+	t.Parallel()
+	for _, fixes := range []string{"resilient", "naive"} {
+		t.Run(fixes, func(t *testing.T) {
+			t.Parallel()
+			env := testEnv(t)
+			env["FIXES"] = fixes
+			proxy := testkit.NewProxy(t, strings.TrimPrefix(testkit.NATSURL(), "nats://"), false)
+			env["NATS_URL"] = "nats://" + proxy.Addr
+			in := startWith(t, env)
+			if fixes == "naive" {
+				for !strings.Contains(in.Logs.String(), `"dependency":"nats","attempt":2`) {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if r := in.Do(t, "GET", "/readyz", "", ""); r.Status != 503 || r.Body["status"] != "starting" {
+					t.Fatalf("naive, NATS down: readyz %d %s, want 503 starting", r.Status, r.Raw)
+				}
+				return
+			}
+			in.WaitStatus(t, "/readyz", 200, 10*time.Second)
+			if r := in.Do(t, "GET", "/readyz", "", ""); r.Body["status"] != "degraded" {
+				t.Fatalf("resilient, NATS down: readyz %d %s, want 200 degraded", r.Status, r.Raw)
+			}
+			id, _ := in.register(t, "early@example.com")
+
+			proxy.SetUp(true)
+			// The stream exists once the service has set its events up again.
+			ev := events.OrderCreated{EventID: "ev-late", OrderID: "o-late", UserID: id, TotalCents: 700, OccurredAt: time.Now().UTC(),
+				Items: []events.Item{{ProductID: 1, Quantity: 1, PriceCents: 700}}}
+			subject := events.Orders(in.Env["EVENTS_NAMESPACE"]).OrderCreated
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				err := events.Publish(context.Background(), jetStream(t), subject, ev.EventID, ev)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no stream 15 s after NATS came back: %v\n%s", err, in.Logs.String())
+				}
+			}
+			waitPoints(t, in, id, 7)
+		})
 	}
 }
