@@ -196,6 +196,41 @@ func TestNATSOutageReplay(t *testing.T) {
 	}
 }
 
+// redis_down on a native stack: Redis goes silent for the services (their
+// readiness reports it down, and stays 200, degraded: fix probes) and answers
+// again when the fault ends.
+func TestRedisDownSilencesRedis(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	native, err := stack.StartNative(ctx, testDeps(), services(t), stack.Options{Fixes: "resilient", Products: 100,
+		LogDir: t.TempDir(), Probe: stack.KubeletProbe, ProxyRedis: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer native.Close()
+	redisIs := func(want, status string) {
+		t.Helper()
+		var r testkit.Response
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			r = testkit.Do(t, "GET", native.API("order")+"/readyz", "", nil)
+			checks, _ := r.Body["checks"].(map[string]any)
+			if redis, _ := checks["redis"].(map[string]any); r.Status == 200 && redis["status"] == want && r.Body["status"] == status {
+				return
+			}
+		}
+		t.Fatalf("readyz %d %s; want 200, Redis %s, %s", r.Status, r.Raw, want, status)
+	}
+	redisIs("up", "ready")
+	if err := native.RedisDown(true); err != nil {
+		t.Fatal(err)
+	}
+	redisIs("down", "degraded")
+	if err := native.RedisDown(false); err != nil {
+		t.Fatal(err)
+	}
+	redisIs("up", "ready")
+}
+
 // -target: the replay drives a shop that runs already. Here the shop is one
 // the test starts, seen only through its URLs, as the compose one would be:
 // each profile's fixes are switched through the admin API, and the
