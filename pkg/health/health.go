@@ -60,8 +60,8 @@ func (h *Checker) Add(name string, fn Check) {
 
 // AddWithFallback registers a dependency the service serves on without,
 // from a fallback (Redis: the database, a local limit; NATS: the outbox).
-// While it is down, readiness reports it and says "degraded", and still
-// answers 200 — with the probes fix, and start-up (WaitReady) does not wait
+// With the probes fix, while it is down readiness reports it, says
+// "degraded" and still answers 200, and start-up (WaitReady) does not wait
 // for it. Without the fix, as in the incident, every dependency is vital, and
 // (liveness being readiness then) a process is killed for any of them.
 func (h *Checker) AddWithFallback(name string, fn Check) {
@@ -108,7 +108,7 @@ func (h *Checker) Ready(ctx context.Context) Report {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	vital, degraded := false, false // a dependency down that the service needs; one it has a fallback for
-	riddenOut := h.board.On(fixes.Probes)
+	probes := h.board.On(fixes.Probes)
 	for _, c := range h.checks {
 		wg.Go(func() {
 			r := h.run(ctx, c.fn)
@@ -117,7 +117,7 @@ func (h *Checker) Ready(ctx context.Context) Report {
 			if r.Status != "up" {
 				// fix: probes — a dependency with a fallback degrades the
 				// service; it does not take it out of the load balancer.
-				if c.fallback && riddenOut {
+				if c.fallback && probes {
 					degraded = true
 				} else {
 					vital = true

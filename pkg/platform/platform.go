@@ -127,15 +127,10 @@ func (p *Platform) Limiter(name string, perSecond int) resilience.Limiter {
 
 // Prepare is the start-up every service shares: wait for the dependencies
 // (bounded: about a minute, then the process exits and its supervisor
-// restarts it), apply the migrations under Postgres's advisory lock, declare
-// the ORDERS stream, and start what the service consumes of it (consume, if
-// not nil: it returns how to stop it, which runs at shutdown).
-//
-// With the probes fix a service starts without Redis and NATS, as it serves
-// without them (health.AddWithFallback): the stream and the consumers are
-// set up in the background once NATS answers. Without the fix, as in the
-// incident, a process that starts during a NATS outage waits for it, and
-// after a minute exits, to be restarted and wait again.
+// restarts it), apply the migrations under Postgres's advisory lock, and
+// set up the events (startEvents): the ORDERS stream, and what the service
+// consumes of it (consume, if not nil: it returns how to stop it, which runs
+// at shutdown).
 func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(context.Context) (stop func(), err error)) error {
 	if err := p.Health.WaitReady(ctx, p.Log, 60, time.Second); err != nil {
 		return err
@@ -143,6 +138,17 @@ func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(c
 	if err := db.Migrate(ctx, p.Config.DatabaseURL.Reveal(), migrations, p.Log); err != nil {
 		return err
 	}
+	return p.startEvents(ctx, consume)
+}
+
+// startEvents declares the ORDERS stream and starts consume. With the probes
+// fix a service starts without NATS (and without Redis: WaitReady does not
+// wait for either), as it serves without them (health.AddWithFallback): if
+// NATS does not answer, this is retried in the background until it does.
+// Without the fix, as in the incident, a process that starts during a NATS
+// outage waits for it, and after a minute exits, to be restarted and wait
+// again.
+func (p *Platform) startEvents(ctx context.Context, consume func(context.Context) (stop func(), err error)) error {
 	var mu sync.Mutex
 	var stop func()
 	p.Server.OnShutdown(func(context.Context) error {
