@@ -224,11 +224,24 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	rec := &load.Recorder{}
 	gen := &load.Generator{MaxInFlight: inFlightBound()}
 	start := time.Now()
+	// A fault that could not be injected (or ended) fails the run: its
+	// verdicts would judge a run without it.
+	var faultMu sync.Mutex
+	var faultErrs []error
 	for _, f := range sc.Faults {
-		f := f
 		on, off := faultSwitch(st, f)
-		time.AfterFunc(f.At.Duration, func() { report := on(); fmt.Fprintf(o.Progress, "    ⚡ %s %s\n", f.Kind, report) })
-		time.AfterFunc(f.At.Duration+f.For.Duration, func() { report := off(); fmt.Fprintf(o.Progress, "    ⚡ %s over %s\n", f.Kind, report) })
+		apply := func(s faultStep, prefix string) {
+			if err := s.do(); err != nil {
+				faultMu.Lock()
+				faultErrs = append(faultErrs, fmt.Errorf("%s %s%s: %w", f.Kind, prefix, s.what, err))
+				faultMu.Unlock()
+				fmt.Fprintf(o.Progress, "    ⚡ %s %s%s FAILED: %v\n", f.Kind, prefix, s.what, err)
+				return
+			}
+			fmt.Fprintf(o.Progress, "    ⚡ %s %s%s\n", f.Kind, prefix, s.what)
+		}
+		time.AfterFunc(f.At.Duration, func() { apply(on, "") })
+		time.AfterFunc(f.At.Duration+f.For.Duration, func() { apply(off, "over ") })
 	}
 	samples := sample(ctx, st, rec, gen, sc, p, o)
 	gen.Run(ctx, start, sc.Length(), func(t time.Duration) float64 {
@@ -239,6 +252,12 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		shop.Send(ctx, load.Pick(sc.MixOf(ph)), start, due, rec.Add)
 	})
 	points, secs := samples()
+	faultMu.Lock()
+	err = errors.Join(faultErrs...)
+	faultMu.Unlock()
+	if err != nil {
+		return pr, fmt.Errorf("the scenario's faults: %w", err)
+	}
 
 	fmt.Fprintf(o.Progress, "    checking invariants…\n")
 	var acked []string
@@ -282,29 +301,28 @@ func soldOutBefore(ctx context.Context, o Options) string {
 		"gate, cheaply. For a fair comparison run each profile on a fresh stack (docker compose down -v), or use make replay"
 }
 
+// faultStep is one half of a fault: what it does, for the progress, and
+// doing it.
+type faultStep struct {
+	what string
+	do   func() error
+}
+
 // faultSwitch returns what injects fault f and what ends it.
-func faultSwitch(st stack.Shop, f scenario.Fault) (on, off func() string) {
-	result := func(err error) string {
-		if err != nil {
-			return "FAILED: " + err.Error()
-		}
-		return ""
-	}
+func faultSwitch(st stack.Shop, f scenario.Fault) (on, off faultStep) {
 	switch f.Kind {
 	case scenario.PostgresDown:
-		return func() string { return "(Postgres unreachable) " + result(st.PostgresDown(true)) },
-			func() string { return "(Postgres back) " + result(st.PostgresDown(false)) }
+		return faultStep{"(Postgres unreachable)", func() error { return st.PostgresDown(true) }},
+			faultStep{"(Postgres back)", func() error { return st.PostgresDown(false) }}
 	case scenario.NATSDown:
-		return func() string { return "(NATS unreachable) " + result(st.NATSDown(true)) },
-			func() string { return "(NATS back) " + result(st.NATSDown(false)) }
+		return faultStep{"(NATS unreachable)", func() error { return st.NATSDown(true) }},
+			faultStep{"(NATS back)", func() error { return st.NATSDown(false) }}
 	case scenario.RedisDown:
-		return func() string { return "(Redis silent) " + result(st.RedisDown(true)) },
-			func() string { return "(Redis back) " + result(st.RedisDown(false)) }
+		return faultStep{"(Redis silent)", func() error { return st.RedisDown(true) }},
+			faultStep{"(Redis back)", func() error { return st.RedisDown(false) }}
 	default:
-		return func() string {
-				return fmt.Sprintf("(user service +%v) %s", f.Latency.Duration, result(st.SlowUsers(f.Latency.Duration)))
-			},
-			func() string { return "(user service fast again) " + result(st.SlowUsers(0)) }
+		return faultStep{fmt.Sprintf("(user service +%v)", f.Latency.Duration), func() error { return st.SlowUsers(f.Latency.Duration) }},
+			faultStep{"(user service fast again)", func() error { return st.SlowUsers(0) }}
 	}
 }
 

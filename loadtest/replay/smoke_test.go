@@ -178,7 +178,7 @@ func TestNATSOutageReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, progress.String())
 	}
-	if !strings.Contains(progress.String(), "nats_down (NATS unreachable) \n") {
+	if !strings.Contains(progress.String(), "nats_down (NATS unreachable)\n") {
 		t.Fatalf("the fault was not injected:\n%s", progress.String())
 	}
 	for _, p := range s.Profiles {
@@ -289,6 +289,15 @@ func TestTargetMode(t *testing.T) {
 		if r.Status != 200 || !strings.Contains(r.Raw, `"hot_row":false`) || !strings.Contains(r.Raw, `"shedding":false`) {
 			t.Fatalf("%s after the naive profile: %d %s", svc, r.Status, r.Raw)
 		}
+	}
+	// A fault that cannot be injected fails the run, or its verdicts would
+	// judge a run without it: here no Toxiproxy was given to cut Postgres.
+	outage, _ := scenario.Load("db-outage")
+	resilient, _ := ParseProfile("resilient")
+	_, err = Run(ctx, Options{Scenario: outage.Scaled(0.05), Profiles: []Profile{resilient}, Capacity: 20,
+		Products: 500, Shoppers: 4, Out: t.TempDir(), Target: remote})
+	if err == nil || !strings.Contains(err.Error(), "postgres_down (Postgres unreachable)") || !strings.Contains(err.Error(), "-toxiproxy") {
+		t.Fatalf("db-outage without a Toxiproxy: %v; want the run failed for its fault", err)
 	}
 }
 
