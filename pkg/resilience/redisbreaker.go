@@ -23,8 +23,8 @@ import (
 // In the replay's redis-outage the resilient shop without the breaker fix
 // served 4 of the 444 requests a second it was offered and shed the rest;
 // with it, and this breaker, 226 of 236 (loadtest/MEASUREMENTS.md, "Redis
-// down"). Open, it
-// fails each command in microseconds, and the fallbacks are free.
+// down"). Open, it fails each command in microseconds, and the fallbacks
+// are free.
 func BreakRedis(rdb *redis.Client, s BreakerSettings, board *fixes.Board, obs *Observer) *Breaker[struct{}] {
 	if s.Name == "" {
 		s.Name = "redis"
