@@ -265,16 +265,26 @@ func (s *Native) RedisDown(down bool) error {
 	if s.redis == nil {
 		return errors.New("this stack reaches Redis directly (start it with ProxyRedis)")
 	}
-	if !down {
-		return s.redis.Toxics.RemoveToxic(context.Background(), "hang")
-	}
-	_, err := s.redis.Toxics.AddToxicJson(strings.NewReader(hangToxic))
-	return err
+	return setToxic(s.redis, "hang", hangToxic, down)
 }
 
 // hangToxic is Toxiproxy's timeout toxic with no timeout: nothing comes back,
 // and the connection is never closed.
 const hangToxic = `{"name":"hang","type":"timeout","stream":"downstream","attributes":{"timeout":0}}`
+
+// slowToxic is a latency toxic on the answers.
+func slowToxic(latency time.Duration) string {
+	return fmt.Sprintf(`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":%d}}`, latency.Milliseconds())
+}
+
+// setToxic adds toxic (its JSON, named name) to p, or removes it.
+func setToxic(p *toxiproxy.Proxy, name, toxic string, on bool) error {
+	if !on {
+		return p.Toxics.RemoveToxic(context.Background(), name)
+	}
+	_, err := p.Toxics.AddToxicJson(strings.NewReader(toxic))
+	return err
+}
 
 func cut(p *toxiproxy.Proxy, down bool) error {
 	if down {
@@ -290,13 +300,7 @@ func (s *Native) SlowUsers(latency time.Duration) error {
 	if s.users == nil {
 		return errors.New("the order service reaches the user service directly (start the stack with ProxyUsers)")
 	}
-	ctx := context.Background()
-	if latency == 0 {
-		return s.users.Toxics.RemoveToxic(ctx, "slow")
-	}
-	_, err := s.users.Toxics.AddToxicJson(strings.NewReader(fmt.Sprintf(
-		`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":%d}}`, latency.Milliseconds())))
-	return err
+	return setToxic(s.users, "slow", slowToxic(latency), latency > 0)
 }
 
 // Close stops the services (SIGTERM, grace, SIGKILL) and the proxies, and

@@ -147,31 +147,32 @@ func (r *Remote) Up() map[string]bool {
 }
 
 // PostgresDown disables or enables Toxiproxy's "postgres" proxy.
-func (r *Remote) PostgresDown(down bool) error {
-	return r.toxiproxy(http.MethodPatch, "/proxies/postgres", fmt.Sprintf(`{"enabled":%t}`, !down)) // POST is deprecated
-}
+func (r *Remote) PostgresDown(down bool) error { return r.cut("postgres", down) }
 
 // NATSDown disables or enables Toxiproxy's "nats" proxy.
-func (r *Remote) NATSDown(down bool) error {
-	return r.toxiproxy(http.MethodPatch, "/proxies/nats", fmt.Sprintf(`{"enabled":%t}`, !down))
-}
+func (r *Remote) NATSDown(down bool) error { return r.cut("nats", down) }
 
 // RedisDown adds or removes a toxic on Toxiproxy's "redis" proxy that lets
 // nothing through (see Native.RedisDown).
-func (r *Remote) RedisDown(down bool) error {
-	if !down {
-		return r.toxiproxy(http.MethodDelete, "/proxies/redis/toxics/hang", "")
-	}
-	return r.toxiproxy(http.MethodPost, "/proxies/redis/toxics", hangToxic)
-}
+func (r *Remote) RedisDown(down bool) error { return r.setToxic("redis", "hang", hangToxic, down) }
 
 // SlowUsers adds or removes a latency toxic on Toxiproxy's "users" proxy.
 func (r *Remote) SlowUsers(latency time.Duration) error {
-	if latency == 0 {
-		return r.toxiproxy(http.MethodDelete, "/proxies/users/toxics/slow", "")
+	return r.setToxic("users", "slow", slowToxic(latency), latency > 0)
+}
+
+// cut disables (down) or enables a proxy of Toxiproxy's.
+func (r *Remote) cut(proxy string, down bool) error {
+	return r.toxiproxy(http.MethodPatch, "/proxies/"+proxy, fmt.Sprintf(`{"enabled":%t}`, !down)) // POST is deprecated
+}
+
+// setToxic adds toxic (its JSON, named name) to a proxy of Toxiproxy's, or
+// removes it.
+func (r *Remote) setToxic(proxy, name, toxic string, on bool) error {
+	if !on {
+		return r.toxiproxy(http.MethodDelete, "/proxies/"+proxy+"/toxics/"+name, "")
 	}
-	return r.toxiproxy(http.MethodPost, "/proxies/users/toxics",
-		fmt.Sprintf(`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":%d}}`, latency.Milliseconds()))
+	return r.toxiproxy(http.MethodPost, "/proxies/"+proxy+"/toxics", toxic)
 }
 
 func (r *Remote) toxiproxy(method, path, body string) error {
