@@ -64,25 +64,8 @@ func services(t *testing.T) map[string]string {
 // profiles, the invariants checked against the databases and the event
 // consumers, and the report written. `make replay` is the same at full size.
 func TestSmokeReplay(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bins := services(t)
-	promo, err := scenario.Load("promo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	naive, _ := ParseProfile("naive")
-	resilient, _ := ParseProfile("resilient")
-	out := t.TempDir()
-	var progress testkit.SyncBuffer
-	const capacity = 40
-	sc := promo.Scaled(0.1)
-	s, err := Run(ctx, Options{Scenario: sc, Profiles: []Profile{naive, resilient}, Capacity: capacity,
-		Bins: bins, Deps: testDeps(),
-		Products: 500, Shoppers: 6, Out: out, Progress: &progress})
-	if err != nil {
-		t.Fatalf("replay: %v\n%s", err, progress.String())
-	}
+	r := replayBoth(t, 5*time.Minute, "promo", 0.1, stack.Probe{})
+	sc, s, out, progress := r.scenario, r.summary, r.out, &r.progress
 	if err := report.Write(out, s); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +76,7 @@ func TestSmokeReplay(t *testing.T) {
 	}
 	scheduled := 0.0 // the arrivals the phases ask for, retries not counted
 	for _, ph := range sc.Phases {
-		scheduled += ph.Rate * capacity * ph.Duration.Seconds()
+		scheduled += ph.Rate * smokeCapacity * ph.Duration.Seconds()
 	}
 	for _, p := range s.Profiles {
 		if len(p.Broken) > 0 {
@@ -159,25 +142,11 @@ func TestSmokeReplay(t *testing.T) {
 // it published after the commit, the resilient one serves on and delivers
 // every event once NATS is back (fixes probes and outbox, off and on).
 func TestNATSOutageReplay(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bins := services(t)
-	outage, err := scenario.Load("nats-outage")
-	if err != nil {
-		t.Fatal(err)
-	}
-	naive, _ := ParseProfile("naive")
-	resilient, _ := ParseProfile("resilient")
 	quick := stack.Probe{Path: "/livez", InitialDelay: 500 * time.Millisecond, Period: 500 * time.Millisecond,
 		Timeout: 300 * time.Millisecond, FailureThreshold: 3, Grace: time.Second,
 		Backoff: func(int) time.Duration { return time.Second }}
-	var progress testkit.SyncBuffer
-	s, err := Run(ctx, Options{Scenario: outage.Scaled(0.25), Profiles: []Profile{naive, resilient}, Capacity: 40,
-		Bins: bins, Deps: testDeps(), Probe: quick,
-		Products: 500, Shoppers: 6, Out: t.TempDir(), Progress: &progress})
-	if err != nil {
-		t.Fatalf("replay: %v\n%s", err, progress.String())
-	}
+	r := replayBoth(t, 3*time.Minute, "nats-outage", 0.25, quick)
+	s, progress := r.summary, &r.progress
 	if !strings.Contains(progress.String(), "nats_down (NATS unreachable)\n") {
 		t.Fatalf("the fault was not injected:\n%s", progress.String())
 	}
@@ -229,6 +198,42 @@ func TestRedisDownSilencesRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	redisIs("up", "ready")
+}
+
+// smokeRun is a built-in scenario replayed by replayBoth.
+type smokeRun struct {
+	scenario *scenario.Scenario // as run: scaled
+	summary  *report.Summary
+	out      string // the report directory
+	progress testkit.SyncBuffer
+}
+
+// smokeCapacity is the capacity the smoke runs assume, instead of
+// calibrating: small, so that a shared CI machine serves it.
+const smokeCapacity = 40
+
+// replayBoth runs the built-in scenario name, its durations scaled, under
+// naive and then resilient, each on a shop of its own built from this
+// checkout and supervised with probe (the zero value: the kubelet's), and
+// fails the test with the progress if the run fails or outlasts timeout.
+func replayBoth(t *testing.T, timeout time.Duration, name string, scale float64, probe stack.Probe) *smokeRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sc, err := scenario.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive, _ := ParseProfile("naive")
+	resilient, _ := ParseProfile("resilient")
+	r := &smokeRun{scenario: sc.Scaled(scale), out: t.TempDir()}
+	r.summary, err = Run(ctx, Options{Scenario: r.scenario, Profiles: []Profile{naive, resilient}, Capacity: smokeCapacity,
+		Bins: services(t), Deps: testDeps(), Probe: probe,
+		Products: 500, Shoppers: 6, Out: r.out, Progress: &r.progress})
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, r.progress.String())
+	}
+	return r
 }
 
 // -target: the replay drives a shop that runs already. Here the shop is one
