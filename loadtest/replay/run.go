@@ -169,9 +169,10 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 		}
 		native, err := stack.StartNative(ctx, o.Deps, o.Bins, stack.Options{Fixes: p.Fixes, Env: p.Env, Products: o.Products,
 			LogDir: logs, OnEvent: onEvent, Probe: o.Probe,
-			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown), ProxyNATS: o.Scenario.Injects(scenario.NATSDown),
-			ProxyRedis: o.Scenario.Injects(scenario.RedisDown),
-			ProxyUsers: o.Scenario.Injects(scenario.SlowUsers)})
+			ProxyPostgres: o.Scenario.Injects(scenario.PostgresDown) || o.Scenario.Injects(scenario.SlowPostgres),
+			ProxyNATS:     o.Scenario.Injects(scenario.NATSDown),
+			ProxyRedis:    o.Scenario.Injects(scenario.RedisDown),
+			ProxyUsers:    o.Scenario.Injects(scenario.SlowUsers)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -314,6 +315,9 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off faultStep) {
 	case scenario.PostgresDown:
 		return faultStep{"(Postgres unreachable)", func() error { return st.PostgresDown(true) }},
 			faultStep{"(Postgres back)", func() error { return st.PostgresDown(false) }}
+	case scenario.SlowPostgres:
+		return faultStep{fmt.Sprintf("(Postgres +%v)", f.Latency.Duration), func() error { return st.SlowPostgres(f.Latency.Duration) }},
+			faultStep{"(Postgres fast again)", func() error { return st.SlowPostgres(0) }}
 	case scenario.NATSDown:
 		return faultStep{"(NATS unreachable)", func() error { return st.NATSDown(true) }},
 			faultStep{"(NATS back)", func() error { return st.NATSDown(false) }}

@@ -56,6 +56,10 @@ const (
 	// in-process Toxiproxy in front of it closes its connections and refuses
 	// new ones.
 	PostgresDown FaultKind = "postgres_down"
+	// SlowPostgres delays every answer Postgres gives every service by
+	// Latency: the database is up, and each round trip to it is slow, as
+	// when it is overloaded or far away.
+	SlowPostgres FaultKind = "slow_postgres"
 	// NATSDown makes NATS unreachable for every service, the same way:
 	// orders are still taken, and their events must wait, not vanish.
 	NATSDown FaultKind = "nats_down"
@@ -68,7 +72,7 @@ const (
 )
 
 // FaultKinds lists every fault the replay can inject.
-var FaultKinds = []FaultKind{PostgresDown, NATSDown, RedisDown, SlowUsers}
+var FaultKinds = []FaultKind{PostgresDown, SlowPostgres, NATSDown, RedisDown, SlowUsers}
 
 func joinKinds(ks []FaultKind) string {
 	names := make([]string, len(ks))
@@ -188,7 +192,7 @@ func (s *Scenario) check() error {
 			errs = append(errs, fmt.Errorf("%s: unknown kind; valid: %s", where, joinKinds(FaultKinds)))
 		case f.For.Duration <= 0 || f.At.Duration < 0 || f.At.Duration+f.For.Duration > s.Length():
 			errs = append(errs, fmt.Errorf("%s: must start and end within the scenario's %v", where, s.Length()))
-		case f.Kind == SlowUsers && f.Latency.Duration <= 0:
+		case (f.Kind == SlowUsers || f.Kind == SlowPostgres) && f.Latency.Duration <= 0:
 			errs = append(errs, fmt.Errorf("%s: needs a latency", where))
 		}
 	}

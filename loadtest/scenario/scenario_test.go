@@ -45,8 +45,9 @@ func TestBadScenariosAreRefusedWithTheReason(t *testing.T) {
 		{"no mix", "name: x\nfocus: a\nphases: [{name: a, duration: 1s, rate: 1}]\n", "no mix"},
 		{"zero rate", "name: x\nfocus: a\nmix: {search: 1}\nphases: [{name: a, duration: 1s, rate: 0}]\n", "positive rate"},
 		{"fault past the end", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: postgres_down, at: 5s, for: 10s}]\n", "within the scenario"},
-		{"unknown fault", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: meteor, at: 1s, for: 1s}]\n", "unknown kind; valid: postgres_down, nats_down, redis_down, slow_users"},
+		{"unknown fault", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: meteor, at: 1s, for: 1s}]\n", "unknown kind; valid: postgres_down, slow_postgres, nats_down, redis_down, slow_users"},
 		{"slow without latency", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: slow_users, at: 1s, for: 1s}]\n", "needs a latency"},
+		{"slow Postgres without latency", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\nfaults: [{kind: slow_postgres, at: 1s, for: 1s}]\n", "needs a latency"},
 		{"nothing to judge", "name: x\nmix: {search: 1}\nphases: [{name: a, duration: 10s, rate: 1}]\n", "focus phase or a fault"},
 		{"bad duration", "name: x\nfocus: a\nmix: {search: 1}\nphases: [{name: a, duration: soon, rate: 1}]\n", "duration"},
 	}
@@ -82,6 +83,7 @@ func TestInjectsNamesTheScenariosFaults(t *testing.T) {
 	for name, want := range map[string][]FaultKind{
 		"promo":           nil,
 		"db-outage":       {PostgresDown},
+		"db-latency":      {SlowPostgres},
 		"nats-outage":     {NATSDown},
 		"redis-outage":    {RedisDown},
 		"slow-dependency": {SlowUsers},

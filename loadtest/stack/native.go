@@ -86,7 +86,7 @@ type Options struct {
 	// Env adds or overrides variables of every service.
 	Env map[string]string
 	// ProxyPostgres puts Toxiproxy between the services and Postgres, so
-	// that PostgresDown can cut it; ProxyNATS and ProxyRedis do the same
+	// that PostgresDown can cut it and SlowPostgres slow it; ProxyNATS and ProxyRedis do the same
 	// for NATS and Redis; ProxyUsers puts it between the order service and
 	// the user service, for SlowUsers. Only a run that injects
 	// the fault should ask: a proxy is not free. It copies every byte
@@ -245,6 +245,16 @@ func (s *Native) PostgresDown(down bool) error {
 		return errors.New("this stack reaches Postgres directly (start it with ProxyPostgres)")
 	}
 	return cut(s.postgres, down)
+}
+
+// SlowPostgres delays every answer Postgres gives the services by latency,
+// or removes the delay (latency 0). Each round trip pays it: a query, and
+// each of a transaction's BEGIN, statements and COMMIT.
+func (s *Native) SlowPostgres(latency time.Duration) error {
+	if s.postgres == nil {
+		return errors.New("this stack reaches Postgres directly (start it with ProxyPostgres)")
+	}
+	return setToxic(s.postgres, "slow", slowToxic(latency), latency > 0)
 }
 
 // NATSDown makes NATS unreachable, or reachable again, as PostgresDown does

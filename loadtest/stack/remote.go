@@ -26,6 +26,7 @@ type Shop interface {
 	Restarts() map[string]int
 	Up() map[string]bool
 	PostgresDown(down bool) error
+	SlowPostgres(latency time.Duration) error
 	NATSDown(down bool) error
 	RedisDown(down bool) error
 	SlowUsers(latency time.Duration) error
@@ -155,6 +156,11 @@ func (r *Remote) NATSDown(down bool) error { return r.cut("nats", down) }
 // RedisDown adds or removes a toxic on Toxiproxy's "redis" proxy that lets
 // nothing through (see Native.RedisDown).
 func (r *Remote) RedisDown(down bool) error { return r.setToxic("redis", "hang", hangToxic, down) }
+
+// SlowPostgres adds or removes a latency toxic on Toxiproxy's "postgres" proxy.
+func (r *Remote) SlowPostgres(latency time.Duration) error {
+	return r.setToxic("postgres", "slow", slowToxic(latency), latency > 0)
+}
 
 // SlowUsers adds or removes a latency toxic on Toxiproxy's "users" proxy.
 func (r *Remote) SlowUsers(latency time.Duration) error {
