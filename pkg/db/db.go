@@ -24,6 +24,7 @@ import (
 
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/resilience"
 )
 
 // DB is a GORM handle plus the gate that bounds the wait for a connection.
@@ -158,7 +159,12 @@ func (d *DB) acquire(ctx context.Context) (release func(), err error) {
 		// does the health check's ping, behind all of them.
 		return func() {}, nil
 	}
-	release = func() { <-d.gate }
+	// From here the time is the database's, and the gate bounds it: how many
+	// wait for it and how long. The shedder at the door does not count it
+	// (resilience.Outside): a full pool refuses its own excess, and the door
+	// goes on admitting what needs no connection.
+	back := resilience.Outside(ctx)
+	release = func() { <-d.gate; back() }
 	select {
 	case d.gate <- struct{}{}:
 		return release, nil
@@ -171,8 +177,10 @@ func (d *DB) acquire(ctx context.Context) (release func(), err error) {
 	case d.gate <- struct{}{}:
 		return release, nil
 	case <-t.C:
+		back()
 		return nil, &PoolTimeout{Waited: d.wait}
 	case <-ctx.Done():
+		back()
 		return nil, ctx.Err()
 	}
 }

@@ -5,17 +5,21 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/fixes"
+	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 	"github.com/stampede-shop/stampede/pkg/web"
 )
@@ -254,5 +258,45 @@ func TestOpenRefusesMalformedURLWithoutEchoingIt(t *testing.T) {
 	_, err := db.Open("postgres://u:pa ss@%zz/db", config.DB{MaxOpen: 1}, nil)
 	if err == nil || err.Error() != "db: DATABASE_URL is malformed" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// With pool_guard the database's time, the wait at the gate and the use of a
+// connection, is the gate's to bound, and the shedder at the door does not
+// count it: a slow query does not shrink the door's limit. Without the gate
+// nothing bounds that time but the door, which counts it as before.
+func TestTheDoorLeavesTheDatabasesTimeToTheGate(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	url := testkit.Database(t)
+	for _, tt := range []struct {
+		set    fixes.Set
+		shrink bool
+	}{{fixes.Resilient, false}, {fixes.Naive, true}} {
+		d := open(t, url, tt.set, 10)
+		sh := resilience.NewShedder(resilience.ShedSettings{Target: 20 * time.Millisecond, InitialLimit: 10}, nil)
+		r := gin.New()
+		// The door is on in both: only the gate differs.
+		r.Use(resilience.Shed(sh, resilience.InternalIsCritical("/internal/"), fixes.NewBoard(fixes.Resilient, quiet), quiet))
+		r.GET("/", func(c *gin.Context) {
+			err := d.Do(c.Request.Context(), func(g *gorm.DB) error { return g.Exec("SELECT pg_sleep(0.05)").Error })
+			if err != nil {
+				t.Error(err)
+			}
+			c.Status(http.StatusNoContent)
+		})
+		var wg sync.WaitGroup
+		for range 5 { // rounds of ten at once: the limit is in use
+			for range 10 {
+				wg.Go(func() { r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil)) })
+			}
+			wg.Wait()
+		}
+		got := sh.Limit()
+		if tt.shrink && got >= 10 {
+			t.Errorf("%s: limit %d, want it shrunk below 10 (nothing but the door bounds the query)", tt.set, got)
+		}
+		if !tt.shrink && got < 10 {
+			t.Errorf("%s: limit %d, want it kept: the query's time is the gate's", tt.set, got)
+		}
 	}
 }

@@ -28,8 +28,11 @@ func (e *FullError) Error() string             { return e.Name + " is saturated"
 func (e *FullError) Code() string              { return "dependency_saturated" }
 func (e *FullError) RetryAfter() time.Duration { return time.Second }
 
-// Do runs fn holding a slot.
+// Do runs fn holding a slot. The time in here, the wait for a slot and the
+// call, is bounded by the bulkhead, so the Shedder at the door does not count
+// it (see Outside).
 func (b *Bulkhead) Do(ctx context.Context, fn func(context.Context) error) error {
+	defer Outside(ctx)()
 	select {
 	case b.sem <- struct{}{}:
 	default:

@@ -97,12 +97,14 @@ func Shed(sh *Shedder, crit CriticalityFunc, board *fixes.Board, log *slog.Logge
 			return
 		}
 		// fix: shedding — excess work is refused at the door, not queued.
-		p, err := sh.Acquire(c.Request.Context(), crit(c))
+		ctx, _ := withOutside(c.Request.Context())
+		p, err := sh.Acquire(ctx, crit(c))
 		if err != nil {
 			web.Abort(c, log, err)
 			return
 		}
 		defer p.Release()
+		c.Request = c.Request.WithContext(ctx)
 		c.Next()
 	}
 }

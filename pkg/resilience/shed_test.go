@@ -514,3 +514,58 @@ func TestTheDoorLetsTheShopsOwnCallsPassTheCPUCap(t *testing.T) {
 		})
 	}
 }
+
+// The door judges the time a request spends in the service, not the time it
+// waits on a dependency inside that dependency's compartment (a bulkhead, the
+// database pool's gate), which bounds that wait already: a database that got
+// slower must not talk the door into refusing what the pool or a cache could
+// serve. The same wait outside any compartment is the service's own, and
+// shrinks the limit as before.
+func TestTheDoorDoesNotCountTimeInADependencysCompartment(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	slow := 80 * time.Millisecond // over the target: a database answering late
+	bulkhead := resilience.NewBulkhead("postgres", 64, time.Millisecond, nil)
+	for _, tt := range []struct {
+		name   string
+		handle func(ctx context.Context)
+		shrink bool
+	}{
+		{"in a bulkhead", func(ctx context.Context) {
+			_ = bulkhead.Do(ctx, func(context.Context) error { time.Sleep(slow); return nil })
+		}, false},
+		{"in the service", func(context.Context) { time.Sleep(slow) }, true},
+		// Nested calls count once: a transaction holding a pool slot that
+		// calls another service is out for the transaction's time, not twice
+		// it; the rest is the service's.
+		{"nested, then in the service", func(ctx context.Context) {
+			back := resilience.Outside(ctx)
+			_ = bulkhead.Do(ctx, func(context.Context) error { time.Sleep(slow); return nil })
+			back()
+			time.Sleep(slow)
+		}, true},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			sh := resilience.NewShedder(resilience.ShedSettings{Target: 50 * time.Millisecond, InitialLimit: 10}, nil)
+			r := gin.New()
+			r.Use(resilience.Shed(sh, resilience.InternalIsCritical("/internal/"), fixes.NewBoard(fixes.Resilient, quiet), quiet))
+			r.GET("/", func(c *gin.Context) { tt.handle(c.Request.Context()); c.Status(http.StatusNoContent) })
+			var wg sync.WaitGroup
+			for range 20 { // two rounds of ten at once: the limit is in use
+				for range 10 {
+					wg.Go(func() {
+						rec := httptest.NewRecorder()
+						r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+					})
+				}
+				wg.Wait()
+			}
+			got := sh.Limit()
+			if tt.shrink && got >= 10 {
+				t.Errorf("%s: limit %d, want it shrunk below 10", tt.name, got)
+			}
+			if !tt.shrink && got < 10 {
+				t.Errorf("%s: limit %d, want it kept (10 or more)", tt.name, got)
+			}
+		})
+	}
+}
