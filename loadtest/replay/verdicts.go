@@ -53,6 +53,12 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 				claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%d restarts", h.Restarts)
 			}
 		}
+		// A slow Postgres is the incident's trigger without the promotion:
+		// requests queue for the pool with no deadline, and the probe's ping
+		// queues behind them.
+		if sc.Injects(scenario.SlowPostgres) && pr.Supervised {
+			claim(h.Restarts > 0, "liveness probes that ask the slowed Postgres get the services killed", "%d restarts", h.Restarts)
+		}
 		if sc.Injects(scenario.NATSDown) {
 			claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%d events lost", h.EventsLost)
 		}
@@ -67,6 +73,9 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			case scenario.PostgresDown:
 				claim(h.Stale > 0, "orders and products read before the outage are served stale", "%d stale answers", h.Stale)
 				refusedFast("what cannot be served is refused fast: p99 of 503 ≤ 10 ms")
+			case scenario.SlowPostgres:
+				claim(h.ErrorRate["timeout"] == 0, "no request hangs on the slow database: every one answered within the shoppers' patience",
+					"%.1f %% timed out", h.ErrorRate["timeout"])
 			case scenario.NATSDown, scenario.RedisDown:
 				claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the outage: goodput ≥ 90 % of the traffic offered",
 					"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)

@@ -68,7 +68,8 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 // nats-outage and redis-outage judge what each profile does with a
 // dependency no shopper's request needs: the naive shop is killed by its
 // probes (and, without NATS, loses the events it published after the
-// commit); the resilient one serves through it.
+// commit); the resilient one serves through it. db-latency: the naive shop
+// is killed by its probes too; the resilient one leaves nobody hanging.
 func TestDependencyOutageVerdicts(t *testing.T) {
 	const (
 		lost     = "events published after the commit are lost while NATS is down"
@@ -76,6 +77,7 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 		restarts = "zero restarts"
 		back     = "back within 5 s after the spike or the fault ends"
 		noEvents = "zero oversold, zero missing orders, zero lost or duplicated events"
+		answers  = "no request hangs on the slow database: every one answered within the shoppers' patience"
 	)
 	killedBy := func(dep string) string { return "liveness probes that ask " + dep + " get the services killed" }
 	serving := report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}}
@@ -102,6 +104,16 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 			report.Profile{Supervised: true, Broken: []string{"40 order.created events lost"},
 				Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 150, RecoveryS: 0, EventsLost: 40}},
 			map[string]bool{serves: false, restarts: true, back: true, noEvents: false}},
+		{"naive with a slow Postgres", "db-latency", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{Restarts: 3, ErrorRate: map[string]float64{"timeout": 12.1}}},
+			map[string]bool{"liveness probes that ask the slowed Postgres get the services killed": true}},
+		{"resilient with a slow Postgres, answering", "db-latency", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 289, GoodputRPS: 166, RecoveryS: 1,
+				ErrorRate: map[string]float64{"shed": 14.6, "unavailable": 25.6, "late": 2.3}}},
+			map[string]bool{answers: true, restarts: true, back: true, noEvents: true}},
+		{"resilient with a slow Postgres, hanging", "db-latency", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{RecoveryS: 1, ErrorRate: map[string]float64{"timeout": 0.4}}},
+			map[string]bool{answers: false, restarts: true, back: true, noEvents: true}},
 		{"resilient without Redis, serving", "redis-outage", "resilient", serving,
 			map[string]bool{serves: true, restarts: true, back: true, noEvents: true}},
 		{"resilient without Redis, shedding", "redis-outage", "resilient",

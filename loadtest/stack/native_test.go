@@ -10,6 +10,9 @@ func TestFaultsNeedTheirProxy(t *testing.T) {
 	if err := s.PostgresDown(true); err == nil {
 		t.Error("PostgresDown without a proxy to cut did not fail")
 	}
+	if err := s.SlowPostgres(time.Second); err == nil {
+		t.Error("SlowPostgres without a proxy to slow did not fail")
+	}
 	if err := s.NATSDown(true); err == nil {
 		t.Error("NATSDown without a proxy to cut did not fail")
 	}

@@ -124,8 +124,9 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 		}
 	}
 
-	toxics := func() []map[string]any {
-		resp, err := http.Get(srv.URL + "/proxies/users/toxics")
+	// Each slowing: one latency toxic on the answers while slow, none after.
+	toxics := func(proxy string) []map[string]any {
+		resp, err := http.Get(srv.URL + "/proxies/" + proxy + "/toxics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,21 +137,30 @@ func TestRemoteFaultsThroughToxiproxy(t *testing.T) {
 		}
 		return ts
 	}
-	if err := r.SlowUsers(2 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	ts := toxics()
-	if len(ts) != 1 || ts[0]["type"] != "latency" || ts[0]["stream"] != "downstream" {
-		t.Fatalf("toxics on users: %v", ts)
-	}
-	if attrs, _ := ts[0]["attributes"].(map[string]any); attrs["latency"] != float64(2000) {
-		t.Fatalf("latency toxic: %v, want 2000 ms", ts[0])
-	}
-	if err := r.SlowUsers(0); err != nil {
-		t.Fatal(err)
-	}
-	if ts := toxics(); len(ts) != 0 {
-		t.Fatalf("toxics left on users: %v", ts)
+	for _, c := range []struct {
+		proxy   string
+		latency time.Duration
+		slow    func(time.Duration) error
+	}{
+		{"users", 2 * time.Second, r.SlowUsers},
+		{"postgres", 200 * time.Millisecond, r.SlowPostgres},
+	} {
+		if err := c.slow(c.latency); err != nil {
+			t.Fatal(err)
+		}
+		ts := toxics(c.proxy)
+		if len(ts) != 1 || ts[0]["type"] != "latency" || ts[0]["stream"] != "downstream" {
+			t.Fatalf("toxics on %s: %v", c.proxy, ts)
+		}
+		if attrs, _ := ts[0]["attributes"].(map[string]any); attrs["latency"] != float64(c.latency.Milliseconds()) {
+			t.Fatalf("latency toxic on %s: %v, want %v", c.proxy, ts[0], c.latency)
+		}
+		if err := c.slow(0); err != nil {
+			t.Fatal(err)
+		}
+		if ts := toxics(c.proxy); len(ts) != 0 {
+			t.Fatalf("toxics left on %s: %v", c.proxy, ts)
+		}
 	}
 	if err := (&Remote{}).PostgresDown(true); err == nil || !strings.Contains(err.Error(), "-toxiproxy") {
 		t.Errorf("without -toxiproxy: %v", err)

@@ -96,7 +96,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	target := fs.String("target", env("REPLAY_TARGET", ""), "drive a shop that runs already instead of starting one: user=URL,search=URL,order=URL (the APIs)")
 	targetAdmin := fs.String("target-admin", env("REPLAY_TARGET_ADMIN", ""), "with -target: the admin listeners, user=URL,search=URL,order=URL (fixes are switched there)")
 	targetDB := fs.String("target-db", env("REPLAY_TARGET_DB", ""), "with -target: the databases, user=URL,search=URL,order=URL (for the invariants)")
-	toxi := fs.String("toxiproxy", env("REPLAY_TOXIPROXY", ""), "with -target: Toxiproxy's API (proxy \"postgres\" for db-outage, \"nats\" for nats-outage, \"redis\" for redis-outage, \"users\" for slow-dependency)")
+	toxi := fs.String("toxiproxy", env("REPLAY_TOXIPROXY", ""), "with -target: Toxiproxy's API (proxy \"postgres\" for db-outage and db-latency, \"nats\" for nats-outage, \"redis\" for redis-outage, \"users\" for slow-dependency)")
 	cpuProfile := fs.String("cpuprofile", "", "write the replay's own CPU profile (shoppers, supervisor, proxy) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
