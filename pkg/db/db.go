@@ -140,10 +140,14 @@ func (e *TimeoutError) Unwrap() error             { return e.Err }
 func (e *TimeoutError) Code() string              { return "database_timeout" }
 func (e *TimeoutError) RetryAfter() time.Duration { return time.Second }
 
+// connectionLost says whether err is the connection's, not the statement's.
+// pgx's "conn closed" is one too: a connection broken by an earlier failure
+// in the same transaction, used again (by the COMMIT, say) — nothing reached
+// the server, which is what SafeToRetry means.
 func connectionLost(err error) bool {
 	var connect *pgconn.ConnectError
 	var netErr net.Error
-	return errors.As(err, &connect) || errors.As(err, &netErr) ||
+	return errors.As(err, &connect) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 

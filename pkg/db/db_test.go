@@ -214,6 +214,28 @@ func TestUnreachableDatabaseIsAnOutageNotABug(t *testing.T) {
 	}
 }
 
+// A connection lost inside a transaction is an outage too, even where the
+// statement's own error went unseen: the COMMIT then finds pgx's "conn
+// closed". In the db-outage replay that came back as a 500.
+func TestConnectionLostBeforeTheCommitIsAnOutage(t *testing.T) {
+	t.Parallel()
+	url := testkit.Database(t)
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
+	d := open(t, strings.Replace(url, "127.0.0.1:5432", proxy.Addr, 1), fixes.Resilient, 2)
+	err := d.Tx(context.Background(), func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT 1").Error; err != nil {
+			return err
+		}
+		proxy.SetUp(false)
+		_ = tx.Exec("SELECT 1") // its error unseen (handled, or rolled back to a savepoint)
+		return nil
+	})
+	var un *db.UnavailableError
+	if !errors.As(err, &un) {
+		t.Fatalf("got %T %v, want an UnavailableError (503)", err, err)
+	}
+}
+
 func TestStatementTimeoutIsAnOverload(t *testing.T) {
 	t.Parallel()
 	d := open(t, testkit.Database(t), fixes.Resilient, 1) // statement_timeout 1s
