@@ -138,3 +138,57 @@ func TestFallbackServesTheLastGoodCopyMarkedStale(t *testing.T) {
 		t.Fatalf("last good copy not under the prefix: %v", keys)
 	}
 }
+
+// With a patience, a slow load is not waited for when a last good copy can
+// answer instead: the copy comes back stale, and the load's context ends
+// (a query with it). With nothing to fall back on, or with the fix off,
+// the slow load is waited for.
+func TestFallbackDoesNotWaitPastItsPatienceWithACopyInHand(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	board := fixes.NewBoard(fixes.Resilient, quiet)
+	store := cache.NewStore(rdb, prefix)
+	patient := resilience.NewFallback[order](store, time.Minute, time.Hour, board, nil).WithPatience(50 * time.Millisecond)
+	ctx := context.Background()
+
+	// slow answers after 300 ms, unless its context ends first.
+	abandoned := false
+	slow := func(ctx context.Context) (order, error) {
+		select {
+		case <-time.After(300 * time.Millisecond):
+			return order{ID: "o1", Status: "paid"}, nil
+		case <-ctx.Done():
+			abandoned = true
+			return order{}, ctx.Err()
+		}
+	}
+	fast := func(context.Context) (order, error) { return order{ID: "o1", Status: "created"}, nil }
+
+	if _, _, err := patient.Get(ctx, "order:o1", fast); err != nil {
+		t.Fatal(err)
+	}
+	_ = patient.Invalidate(ctx, "order:o1")
+	v, stale, err := patient.Get(ctx, "order:o1", slow)
+	if err != nil || !stale || v.Status != "created" || !abandoned {
+		t.Fatalf("slow, a copy in hand: %+v stale=%v err=%v abandoned=%v; want the copy, stale, the load abandoned", v, stale, err, abandoned)
+	}
+
+	for _, tt := range []struct {
+		name string
+		f    *resilience.Fallback[order]
+		key  string
+		set  fixes.Set
+	}{
+		{"no copy to fall back on", patient, "order:o2", fixes.Resilient},
+		{"no patience", resilience.NewFallback[order](store, time.Minute, time.Hour, board, nil), "order:o1", fixes.Resilient},
+		{"cache_fallback off", patient, "order:o1", fixes.Naive},
+	} {
+		board.Replace(tt.set, "test")
+		_ = tt.f.Invalidate(ctx, tt.key)
+		abandoned = false
+		v, stale, err := tt.f.Get(ctx, tt.key, slow)
+		if err != nil || stale || v.Status != "paid" || abandoned {
+			t.Errorf("%s: %+v stale=%v err=%v abandoned=%v; want the slow load's answer, waited for", tt.name, v, stale, err, abandoned)
+		}
+	}
+}

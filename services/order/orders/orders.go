@@ -42,6 +42,10 @@ const (
 	MaxQuantity    = 10 // per line: a flash sale is not for resellers
 	MaxKeyBytes    = 255
 	IdempotencyTTL = 24 * time.Hour
+	// ReadPatience is how long reading an order that has a cached copy waits
+	// for Postgres before the copy is served instead: the shop's latency
+	// objective (the shedder's target).
+	ReadPatience = 100 * time.Millisecond
 )
 
 // Errors of the domain; the HTTP edge maps them in one place.
