@@ -165,39 +165,54 @@ func TestNATSOutageReplay(t *testing.T) {
 	}
 }
 
-// redis_down on a native stack: Redis goes silent for the services (their
-// readiness reports it down, and stays 200, degraded: fix probes) and answers
-// again when the fault ends.
-func TestRedisDownSilencesRedis(t *testing.T) {
+// The faults on a native stack reach the services, as their readiness
+// shows: redis_down makes Redis silent (reported down; 200 and degraded,
+// fix probes), slow_postgres makes Postgres answer later than the check's
+// 1 s (down; 503: the services need it); each ends with its fault.
+func TestNativeFaultsReachTheServices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	native, err := stack.StartNative(ctx, testDeps(), services(t), stack.Options{Fixes: "resilient", Products: 100,
-		LogDir: t.TempDir(), Probe: stack.KubeletProbe, ProxyRedis: true})
+		LogDir: t.TempDir(), Probe: stack.KubeletProbe, ProxyRedis: true, ProxyPostgres: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer native.Close()
-	redisIs := func(want, status string) {
+	readyz := func(dep, want, status string, code int) {
 		t.Helper()
 		var r testkit.Response
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 			r = testkit.Do(t, "GET", native.API("order")+"/readyz", "", nil)
 			checks, _ := r.Body["checks"].(map[string]any)
-			if redis, _ := checks["redis"].(map[string]any); r.Status == 200 && redis["status"] == want && r.Body["status"] == status {
+			if c, _ := checks[dep].(map[string]any); r.Status == code && c["status"] == want && r.Body["status"] == status {
 				return
 			}
 		}
-		t.Fatalf("readyz %d %s; want 200, Redis %s, %s", r.Status, r.Raw, want, status)
+		t.Fatalf("readyz %d %s; want %d, %s %s, %s", r.Status, r.Raw, code, dep, want, status)
 	}
-	redisIs("up", "ready")
-	if err := native.RedisDown(true); err != nil {
-		t.Fatal(err)
+	readyz("redis", "up", "ready", 200)
+	for _, f := range []struct {
+		dep, status string
+		code        int
+		fault       func(on bool) error
+	}{
+		{"redis", "degraded", 200, native.RedisDown},
+		{"postgres", "unavailable", 503, func(on bool) error {
+			if on {
+				return native.SlowPostgres(2 * time.Second)
+			}
+			return native.SlowPostgres(0)
+		}},
+	} {
+		if err := f.fault(true); err != nil {
+			t.Fatal(err)
+		}
+		readyz(f.dep, "down", f.status, f.code)
+		if err := f.fault(false); err != nil {
+			t.Fatal(err)
+		}
+		readyz(f.dep, "up", "ready", 200)
 	}
-	redisIs("down", "degraded")
-	if err := native.RedisDown(false); err != nil {
-		t.Fatal(err)
-	}
-	redisIs("up", "ready")
 }
 
 // smokeRun is a built-in scenario replayed by replayBoth.
