@@ -42,6 +42,11 @@ const (
 	MaxQuantity    = 10 // per line: a flash sale is not for resellers
 	MaxKeyBytes    = 255
 	IdempotencyTTL = 24 * time.Hour
+	// ClaimLease is how long a request in flight holds its idempotency key
+	// before another request with the key may take it over: ten times the
+	// request deadline. A request that failed and could not release the key
+	// (the database out of reach) leaves it locked this long, not a day.
+	ClaimLease = 30 * time.Second
 	// ReadPatience is how long reading an order that has a cached copy waits
 	// for Postgres before the copy is served instead: the shop's latency
 	// objective (the shedder's target).
@@ -122,21 +127,23 @@ type Reply struct {
 // Claim is the outcome of claiming an idempotency key.
 type Claim struct {
 	Owned  bool   // this request is the first: go ahead
+	ID     string // names an owned claim: only it can answer for the key, or release it
 	Replay *Reply // a finished request's answer, to send again
 }
 
 // Store keeps orders, stock, idempotency keys and the outbox.
 type Store interface {
 	// ClaimKey inserts the key, or reports the earlier request's state:
-	// ErrKeyReused for another body, ErrInProgress while it runs.
+	// ErrKeyReused for another body, ErrInProgress while it runs. A claim
+	// left in flight past ClaimLease is taken over.
 	ClaimKey(ctx context.Context, userID int64, key, hash string) (Claim, error)
 	// PeekKey reads the key's state without claiming it (a read: no write,
 	// no commit): a finished request's Replay, ErrKeyReused, ErrInProgress,
 	// or a zero Claim if the key is free.
 	PeekKey(ctx context.Context, userID int64, key, hash string) (Claim, error)
 	// ReleaseKey forgets a key whose request failed, so the client may
-	// retry with it.
-	ReleaseKey(ctx context.Context, userID int64, key string) error
+	// retry with it; only under the claim that holds it.
+	ReleaseKey(ctx context.Context, userID int64, key, claim string) error
 	// InTx runs fn in one transaction: all its writes happen, or none.
 	InTx(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 
@@ -156,7 +163,10 @@ type Tx interface {
 	// statement (UPDATE ... WHERE stock >= qty): no lock held across anything.
 	DecrementIfAvailable(ctx context.Context, productID int64, qty int) (bool, error)
 	InsertOrder(ctx context.Context, o *Order) error
-	SaveReply(ctx context.Context, userID int64, key string, r Reply) error
+	// SaveReply stores the answer under the key, for the key's whole life,
+	// if claim still holds it; if it was taken over (the lease ran out), the
+	// error is ErrInProgress and the transaction must not commit.
+	SaveReply(ctx context.Context, userID int64, key, claim string, r Reply) error
 	AppendOutbox(ctx context.Context, ev events.OrderCreated) error
 }
 

@@ -78,14 +78,16 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: req.Lines(), CreatedAt: s.now().UTC()}
 
 	var ev *events.OrderCreated
+	held := heldKey{key: key, claim: claim.ID}
 	if s.board.On(fixes.HotRow) {
-		ev, err = s.placeGuarded(ctx, o, key, render)
+		ev, err = s.placeGuarded(ctx, o, held, render)
 	} else {
-		ev, err = s.placeNaive(ctx, o, key, render)
+		ev, err = s.placeNaive(ctx, o, held, render)
 	}
 	if err != nil {
 		// The key is released so the client can retry: nothing was written.
-		if rerr := s.store.ReleaseKey(context.WithoutCancel(ctx), userID, key); rerr != nil {
+		// If that fails too, the claim lapses after ClaimLease.
+		if rerr := s.store.ReleaseKey(context.WithoutCancel(ctx), userID, key, claim.ID); rerr != nil {
 			s.log.WarnContext(ctx, "idempotency key not released", "error", rerr)
 		}
 		return Reply{}, false, err
@@ -107,7 +109,7 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 // checks the stock in Go. Under a spike every request queues on the hot row's
 // lock, every connection of the pool waits with it, and nothing else the
 // service does can get a connection.
-func (s *Service) placeNaive(ctx context.Context, o *Order, key string, reply Render) (*events.OrderCreated, error) {
+func (s *Service) placeNaive(ctx context.Context, o *Order, key heldKey, reply Render) (*events.OrderCreated, error) {
 	var direct *events.OrderCreated
 	err := s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		stock, err := tx.LockStock(ctx, productIDs(o.Items)) // the locks are held from here to COMMIT
@@ -141,7 +143,7 @@ func (s *Service) placeNaive(ctx context.Context, o *Order, key string, reply Re
 // reach Postgres; the transaction is a handful of short statements whose
 // conditional UPDATE is what really decides, so nothing can oversell even if
 // the gate is wrong or gone.
-func (s *Service) placeGuarded(ctx context.Context, o *Order, key string, reply Render) (*events.OrderCreated, error) {
+func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, reply Render) (*events.OrderCreated, error) {
 	// fix: hot_row — no remote call while a lock or a connection is held.
 	if err := s.lookup(ctx, o); err != nil {
 		return nil, err
@@ -182,14 +184,18 @@ func (s *Service) placeGuarded(ctx context.Context, o *Order, key string, reply 
 	return direct, err
 }
 
+// heldKey is the idempotency key a request placing an order holds, and the
+// name of its claim on it.
+type heldKey struct{ key, claim string }
+
 // write inserts the order and the key's reply and, with the outbox fix, the
 // event, all in the caller's transaction. Without the outbox the event is
 // returned, to be published after the commit.
-func (s *Service) write(ctx context.Context, tx Tx, o *Order, key string, reply Render) (*events.OrderCreated, error) {
+func (s *Service) write(ctx context.Context, tx Tx, o *Order, key heldKey, reply Render) (*events.OrderCreated, error) {
 	if err := tx.InsertOrder(ctx, o); err != nil {
 		return nil, err
 	}
-	if err := tx.SaveReply(ctx, o.UserID, key, reply(o)); err != nil {
+	if err := tx.SaveReply(ctx, o.UserID, key.key, key.claim, reply(o)); err != nil {
 		return nil, err
 	}
 	ev := o.event()

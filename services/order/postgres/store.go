@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"gorm.io/gorm"
@@ -21,11 +22,14 @@ import (
 // Store implements orders.Store.
 type Store struct {
 	db      *db.DB
-	subject string // of the outbox's events
+	subject string        // of the outbox's events
+	lease   time.Duration // orders.ClaimLease (a test shortens it)
 }
 
 // NewStore returns a Store over d; outbox rows are for subject.
-func NewStore(d *db.DB, subject string) *Store { return &Store{db: d, subject: subject} }
+func NewStore(d *db.DB, subject string) *Store {
+	return &Store{db: d, subject: subject, lease: orders.ClaimLease}
+}
 
 var _ orders.Store = (*Store)(nil)
 
@@ -33,17 +37,19 @@ var _ orders.Store = (*Store)(nil)
 func (s *Store) ClaimKey(ctx context.Context, userID int64, key, hash string) (orders.Claim, error) {
 	var claim orders.Claim
 	err := s.db.Do(ctx, func(g *gorm.DB) error {
-		// An expired key is free again.
+		// An expired key is free again: an answer past the key's life, or
+		// a claim past its lease whose request never answered.
 		if err := g.Exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_at < now()`, userID, key).Error; err != nil {
 			return err
 		}
-		res := g.Exec(`INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			userID, key, hash, time.Now().Add(orders.IdempotencyTTL))
+		id := uuid.NewString()
+		res := g.Exec(`INSERT INTO idempotency_keys (user_id, key, request_hash, claim, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			userID, key, hash, id, time.Now().Add(s.lease))
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 1 {
-			claim.Owned = true
+			claim.Owned, claim.ID = true, id
 			return nil
 		}
 		var err error
@@ -88,10 +94,11 @@ func readKey(g *gorm.DB, userID int64, key, hash string) (claim orders.Claim, fo
 	return claim, true, nil
 }
 
-// ReleaseKey deletes a key whose request did not complete.
-func (s *Store) ReleaseKey(ctx context.Context, userID int64, key string) error {
+// ReleaseKey deletes a key whose request did not complete, if claim still
+// holds it.
+func (s *Store) ReleaseKey(ctx context.Context, userID int64, key, claim string) error {
 	return s.db.Do(ctx, func(g *gorm.DB) error {
-		return g.Exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND status IS NULL`, userID, key).Error
+		return g.Exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND claim = ? AND status IS NULL`, userID, key, claim).Error
 	})
 }
 
@@ -155,8 +162,15 @@ func (t *tx) InsertOrder(ctx context.Context, o *orders.Order) error {
 	return t.g.Create(&items).Error
 }
 
-func (t *tx) SaveReply(ctx context.Context, userID int64, key string, r orders.Reply) error {
-	return t.g.Exec(`UPDATE idempotency_keys SET status = ?, response = ? WHERE user_id = ? AND key = ?`, r.Status, r.Body, userID, key).Error
+func (t *tx) SaveReply(ctx context.Context, userID int64, key, claim string, r orders.Reply) error {
+	res := t.g.Exec(`UPDATE idempotency_keys SET status = ?, response = ?, expires_at = ? WHERE user_id = ? AND key = ? AND claim = ? AND status IS NULL`,
+		r.Status, r.Body, time.Now().Add(orders.IdempotencyTTL), userID, key, claim)
+	if res.Error == nil && res.RowsAffected == 0 {
+		// The lease ran out and another request took the key: this one
+		// must not answer for it too (its order is rolled back).
+		return fmt.Errorf("claim %s on the idempotency key lapsed: %w", claim, orders.ErrInProgress)
+	}
+	return res.Error
 }
 
 // AppendOutbox stores the event with the W3C trace context of ctx, so the
