@@ -37,7 +37,8 @@ func NewFallback[T any](store *cache.Store, fresh, keep time.Duration, board *fi
 // most d: past it the copy is served, stale, and the load abandoned (its
 // context ends, and a database query with it, freeing the connection for a
 // read that has no copy). A load with no copy behind it is waited for as
-// before: a slow answer beats none. Without a patience, a database that
+// before: a slow answer beats none. The price: a cache miss reads the last
+// good copy's key first, one more Redis round trip. Without a patience, a database that
 // answers late is waited for until the request's deadline — past which the
 // request has no time left to fetch the copy either.
 func (f *Fallback[T]) WithPatience(d time.Duration) *Fallback[T] {

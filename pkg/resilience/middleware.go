@@ -97,7 +97,7 @@ func Shed(sh *Shedder, crit CriticalityFunc, board *fixes.Board, log *slog.Logge
 			return
 		}
 		// fix: shedding — excess work is refused at the door, not queued.
-		ctx, _ := withOutside(c.Request.Context())
+		ctx := withOutside(c.Request.Context())
 		p, err := sh.Acquire(ctx, crit(c))
 		if err != nil {
 			web.Abort(c, log, err)

@@ -20,10 +20,10 @@ type outside struct {
 
 type outsideKey struct{}
 
-// withOutside returns ctx carrying a fresh clock for Outside, and the clock.
-func withOutside(ctx context.Context) (context.Context, *outside) {
-	o := &outside{}
-	return context.WithValue(ctx, outsideKey{}, o), o
+// withOutside returns ctx carrying a fresh clock for Outside; Shed gives one
+// to every request it admits, and its Permit reads it on Release.
+func withOutside(ctx context.Context) context.Context {
+	return context.WithValue(ctx, outsideKey{}, &outside{})
 }
 
 // Outside marks the request of ctx as waiting on a dependency, inside that
