@@ -75,7 +75,7 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 				refusedFast("what cannot be served is refused fast: p99 of 503 ≤ 10 ms")
 			case scenario.SlowPostgres:
 				claim(h.ErrorRate["timeout"] == 0, "no request hangs on the slow database: every one answered within the shoppers' patience",
-					"%.1f %% timed out", h.ErrorRate["timeout"])
+					"%.2g %% timed out", h.ErrorRate["timeout"])
 			case scenario.NATSDown, scenario.RedisDown:
 				claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the outage: goodput ≥ 90 % of the traffic offered",
 					"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)

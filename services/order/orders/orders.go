@@ -47,6 +47,12 @@ const (
 	// request deadline. A request that failed and could not release the key
 	// (the database out of reach) leaves it locked this long, not a day.
 	ClaimLease = 30 * time.Second
+	// ReleaseTimeout bounds the release of the key of a request that failed,
+	// which runs even when the request's deadline has passed. Unbounded, it
+	// could wait at the pool's gate and then up to the statement_timeout
+	// (2 s) behind a slow database, on top of the 3 s the request had
+	// already spent: past the replay shoppers' 5 s.
+	ReleaseTimeout = 500 * time.Millisecond
 	// ReadPatience is how long reading an order that has a cached copy waits
 	// for Postgres before the copy is served instead: the shop's latency
 	// objective (the shedder's target).

@@ -86,8 +86,11 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 	}
 	if err != nil {
 		// The key is released so the client can retry: nothing was written.
-		// If that fails too, the claim lapses after ClaimLease.
-		if rerr := s.store.ReleaseKey(context.WithoutCancel(ctx), userID, key, claim.ID); rerr != nil {
+		// Even when the request's own time is up, but briefly: if it cannot
+		// be done in time, the claim lapses after ClaimLease anyway.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+		defer cancel()
+		if rerr := s.store.ReleaseKey(rctx, userID, key, claim.ID); rerr != nil {
 			s.log.WarnContext(ctx, "idempotency key not released", "error", rerr)
 		}
 		return Reply{}, false, err
