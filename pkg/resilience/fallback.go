@@ -10,9 +10,8 @@ import (
 
 // Fallback is cache-aside with a memory: every value loaded is also kept as
 // the "last good copy" for much longer than it is fresh. When loading fails
-// (the database is down, or its breaker is open), the last good copy is
-// served, marked stale, instead of an error; and, given a patience, when
-// loading is slow (see WithPatience).
+// (the database is down, slow, or its breaker is open), the last good copy is
+// served, marked stale, instead of an error.
 //
 // Client errors are never papered over: an order that does not exist is a
 // 404 even during an outage, and a stale copy is only ever of something that
@@ -23,27 +22,11 @@ type Fallback[T any] struct {
 	keep  time.Duration
 	board *fixes.Board
 	obs   *Observer
-	// patience is how long a load is waited for when a last good copy is
-	// there to serve instead (0: as long as the caller's context lives).
-	patience time.Duration
 }
 
 // NewFallback caches values for fresh and keeps the last good copy for keep.
 func NewFallback[T any](store *cache.Store, fresh, keep time.Duration, board *fixes.Board, obs *Observer) *Fallback[T] {
 	return &Fallback[T]{store: store, fresh: fresh, keep: keep, board: board, obs: obs}
-}
-
-// WithPatience makes a load that has a last good copy to fall back on wait at
-// most d: past it the copy is served, stale, and the load abandoned (its
-// context ends, and a database query with it, freeing the connection for a
-// read that has no copy). A load with no copy behind it is waited for as
-// before: a slow answer beats none. The price: a cache miss reads the last
-// good copy's key first, one more Redis round trip. Without a patience, a database that
-// answers late is waited for until the request's deadline — past which the
-// request has no time left to fetch the copy either.
-func (f *Fallback[T]) WithPatience(d time.Duration) *Fallback[T] {
-	f.patience = d
-	return f
 }
 
 // Get returns the value for key: fresh from the cache, else from load, else
@@ -63,33 +46,19 @@ func (f *Fallback[T]) Get(ctx context.Context, key string, load func(context.Con
 	if cerr != nil {
 		f.obs.logger().DebugContext(ctx, "cache read failed", "key", key, "error", cerr)
 	}
-	var last T
-	hasLast, loadCtx := false, ctx
-	if f.patience > 0 {
-		// fix: cache_fallback — with a copy in hand, a slow database is
-		// not waited for past the patience.
-		if hasLast, _ = f.store.Get(ctx, lastGood(key), &last); hasLast {
-			var cancel context.CancelFunc
-			loadCtx, cancel = context.WithTimeout(ctx, f.patience)
-			defer cancel()
-		}
-	}
-	v, err = load(loadCtx)
+	v, err = load(ctx)
 	if err == nil {
 		// Both writes are best effort: the value is already in hand.
 		_, _ = f.store.Fill(ctx, key, v, f.fresh, ticket)
 		_ = f.store.Set(ctx, lastGood(key), v, f.keep)
 		return v, false, nil
 	}
-	impatient := loadCtx.Err() != nil && ctx.Err() == nil // our patience ran out, not the caller's time
-	if !impatient && Classify(err) != Failure {
+	if Classify(err) != Failure {
 		return v, false, err
 	}
-	// The dependency failed or was too slow: the last good copy beats an error.
-	if !hasLast {
-		hasLast, _ = f.store.Get(ctx, lastGood(key), &last)
-	}
-	if hasLast {
+	// The dependency failed: the last good copy beats an error.
+	var last T
+	if ok, _ := f.store.Get(ctx, lastGood(key), &last); ok {
 		f.obs.servedStale()
 		return last, true, nil
 	}
