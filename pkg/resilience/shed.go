@@ -355,9 +355,9 @@ func (p *Permit) Release() {
 	// database's. In the db-latency replay (Postgres 200 ms slower), counting
 	// the whole time shrank the limits to their minimum: the door shed 79 %
 	// of the traffic, cache hits with the rest, while the pool sat at 3-5
-	// connections of 20. Leaving the gate's time to the gate: 9-24 % shed
+	// connections of 20. Leaving the gate's time to the gate: 9-31 % shed
 	// (in the first 15 s, while the limits grow back), the pool full,
-	// goodput 79 → 161-173 requests/s.
+	// goodput 79 → 153-173 requests/s.
 	rtt := now.Sub(p.start) - p.outside.spent()
 	cpuRead, cpuBusy := sh.readCPUWait(now)
 
