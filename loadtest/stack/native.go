@@ -86,10 +86,10 @@ type Options struct {
 	// Env adds or overrides variables of every service.
 	Env map[string]string
 	// ProxyPostgres puts Toxiproxy between the services and Postgres, so
-	// that PostgresDown can cut it and SlowPostgres slow it; ProxyNATS and ProxyRedis do the same
-	// for NATS and Redis; ProxyUsers puts it between the order service and
-	// the user service, for SlowUsers. Only a run that injects
-	// the fault should ask: a proxy is not free. It copies every byte
+	// that PostgresDown can cut it and SlowPostgres slow it; ProxyNATS and
+	// ProxyRedis do the same for NATS and Redis; ProxyUsers puts it between
+	// the order service and the user service, for SlowUsers. Only a run that
+	// injects the fault should ask: a proxy is not free. It copies every byte
 	// through goroutines and channels in the replay's process, and in the
 	// promo spike the Postgres proxy took 40 % of that process's CPU — on a
 	// machine whose CPUs the shop needs all of — and two more thread

@@ -41,13 +41,13 @@ var (
 
 // Remote is a shop that is already running, such as the compose stack: the
 // replay sends it traffic, switches its fixes through the admin API instead
-// of restarting it, breaks Postgres or NATS through its Toxiproxy, and
-// checks the invariants in its databases.
+// of restarting it, breaks or slows its dependencies through its Toxiproxy,
+// and checks the invariants in its databases.
 type Remote struct {
 	APIs       map[string]string // service → API base URL
 	Admins     map[string]string // service → admin base URL
 	Databases  map[string]string // service → database URL, for the invariants
-	Toxiproxy  string            // Toxiproxy's API, with proxies "postgres", "nats" and "users" (each where a fault needs it)
+	Toxiproxy  string            // Toxiproxy's API, with proxies "postgres", "nats", "redis" and "users" (each where a fault needs it)
 	AdminToken string
 	HTTP       *http.Client
 

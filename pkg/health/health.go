@@ -108,19 +108,16 @@ func (h *Checker) Ready(ctx context.Context) Report {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	vital, degraded := false, false // a dependency down that the service needs; one it has a fallback for
-	probes := h.board.On(fixes.Probes)
 	for _, c := range h.checks {
 		wg.Go(func() {
 			r := h.run(ctx, c.fn)
 			mu.Lock()
 			results[c.name] = r
 			if r.Status != "up" {
-				// fix: probes — a dependency with a fallback degrades the
-				// service; it does not take it out of the load balancer.
-				if c.fallback && probes {
-					degraded = true
-				} else {
+				if h.vital(c) {
 					vital = true
+				} else {
+					degraded = true
 				}
 			}
 			mu.Unlock()
@@ -148,6 +145,14 @@ func (h *Checker) Ready(ctx context.Context) Report {
 		rep.Status = "starting"
 	}
 	return rep
+}
+
+// vital says whether the service cannot serve without c: readiness fails,
+// and start-up waits, while it is down.
+func (h *Checker) vital(c namedCheck) bool {
+	// fix: probes — a dependency with a fallback degrades the service; it
+	// does not take it out of the load balancer, nor hold up its start.
+	return !c.fallback || !h.board.On(fixes.Probes)
 }
 
 func (h *Checker) run(ctx context.Context, fn Check) Result {
@@ -199,7 +204,7 @@ func (h *Checker) HandleReady(c *gin.Context) {
 func (h *Checker) WaitReady(ctx context.Context, log *slog.Logger, attempts int, backoff time.Duration) error {
 	var checks []namedCheck
 	for _, c := range h.checks {
-		if !c.fallback || !h.board.On(fixes.Probes) {
+		if h.vital(c) {
 			checks = append(checks, c)
 		}
 	}

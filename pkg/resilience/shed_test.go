@@ -550,7 +550,7 @@ func TestTheDoorDoesNotCountTimeInADependencysCompartment(t *testing.T) {
 			r.Use(resilience.Shed(sh, resilience.InternalIsCritical("/internal/"), fixes.NewBoard(fixes.Resilient, quiet), quiet))
 			r.GET("/", func(c *gin.Context) { tt.handle(c.Request.Context()); c.Status(http.StatusNoContent) })
 			var wg sync.WaitGroup
-			for range 20 { // two rounds of ten at once: the limit is in use
+			for range 20 { // rounds of ten at once: the limit is in use
 				for range 10 {
 					wg.Go(func() {
 						rec := httptest.NewRecorder()
