@@ -2,7 +2,11 @@ package resilience
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/stampede-shop/stampede/pkg/cache"
 	"github.com/stampede-shop/stampede/pkg/fixes"
@@ -10,8 +14,9 @@ import (
 
 // Fallback is cache-aside with a memory: every value loaded is also kept as
 // the "last good copy" for much longer than it is fresh. When loading fails
-// (the database is down, slow, or its breaker is open), the last good copy is
-// served, marked stale, instead of an error.
+// (the database is down, or its breaker is open), the last good copy is
+// served, marked stale, instead of an error; and, given a patience, when
+// loading is slow (see WithPatience).
 //
 // Client errors are never papered over: an order that does not exist is a
 // 404 even during an outage, and a stale copy is only ever of something that
@@ -22,11 +27,31 @@ type Fallback[T any] struct {
 	keep  time.Duration
 	board *fixes.Board
 	obs   *Observer
+	// patience is how long a load is waited for when a last good copy is
+	// there to serve instead (0: as long as the caller's context lives).
+	patience time.Duration
+	// loads runs the loads that a copy stands behind, one per key at a time.
+	loads singleflight.Group
 }
 
 // NewFallback caches values for fresh and keeps the last good copy for keep.
 func NewFallback[T any](store *cache.Store, fresh, keep time.Duration, board *fixes.Board, obs *Observer) *Fallback[T] {
 	return &Fallback[T]{store: store, fresh: fresh, keep: keep, board: board, obs: obs}
+}
+
+// WithPatience makes a read wait at most d for its load when a last good copy
+// can answer instead: past it the copy is served, stale, while the load
+// carries on in the background until the first reader's deadline, and its
+// answer refreshes the cache for the reads after it. A read with no copy to
+// fall back on waits for the load as before: a slow answer beats none.
+// Concurrent misses of one key share one load.
+//
+// The load is left to finish, not cut: a query abandoned halfway breaks its
+// connection, and under a slow database opening another costs more than the
+// query (loadtest/MEASUREMENTS.md, "Postgres slow").
+func (f *Fallback[T]) WithPatience(d time.Duration) *Fallback[T] {
+	f.patience = d
+	return f
 }
 
 // Get returns the value for key: fresh from the cache, else from load, else
@@ -46,23 +71,96 @@ func (f *Fallback[T]) Get(ctx context.Context, key string, load func(context.Con
 	if cerr != nil {
 		f.obs.logger().DebugContext(ctx, "cache read failed", "key", key, "error", cerr)
 	}
-	v, err = load(ctx)
-	if err == nil {
-		// Both writes are best effort: the value is already in hand.
-		_, _ = f.store.Fill(ctx, key, v, f.fresh, ticket)
-		_ = f.store.Set(ctx, lastGood(key), v, f.keep)
-		return v, false, nil
+	if f.patience > 0 {
+		return f.getPatiently(ctx, key, ticket, load)
 	}
-	if Classify(err) != Failure {
+	v, err = f.loadAndKeep(ctx, key, ticket, load)
+	return f.settle(ctx, key, v, err)
+}
+
+// settle turns a load's outcome into Get's answer: a failure is answered with
+// the last good copy, if there is one.
+func (f *Fallback[T]) settle(ctx context.Context, key string, v T, err error) (T, bool, error) {
+	if err == nil || Classify(err) != Failure {
 		return v, false, err
 	}
 	// The dependency failed: the last good copy beats an error.
-	var last T
-	if ok, _ := f.store.Get(ctx, lastGood(key), &last); ok {
-		f.obs.servedStale()
+	if last, ok := f.lastGood(ctx, key); ok {
 		return last, true, nil
 	}
 	return v, false, err
+}
+
+// getPatiently is Get's load for a Fallback with a patience.
+func (f *Fallback[T]) getPatiently(ctx context.Context, key string, ticket cache.Ticket, load func(context.Context) (T, error)) (T, bool, error) {
+	done := f.loads.DoChan(key, func() (any, error) {
+		// The first reader's load, detached from its request (which may be
+		// answered before the load is done) but bounded by its deadline.
+		lctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			lctx, cancel = context.WithDeadline(lctx, deadline)
+		}
+		defer cancel()
+		return f.loadAndKeepSafely(lctx, key, ticket, load)
+	})
+	patience := time.NewTimer(f.patience)
+	defer patience.Stop()
+	var zero T
+	select {
+	case r := <-done:
+		v, _ := r.Val.(T)
+		return f.settle(ctx, key, v, r.Err)
+	case <-patience.C:
+		// fix: cache_fallback — a slow database is not waited for past the
+		// patience when the last good copy can answer.
+		if last, ok := f.lastGood(ctx, key); ok {
+			return last, true, nil
+		}
+	case <-ctx.Done():
+		return zero, false, ctx.Err()
+	}
+	// Nothing to answer with instead: wait.
+	select {
+	case r := <-done:
+		v, _ := r.Val.(T)
+		return f.settle(ctx, key, v, r.Err)
+	case <-ctx.Done():
+		return zero, false, ctx.Err()
+	}
+}
+
+// lastGood reads key's last good copy, counting it as served stale.
+func (f *Fallback[T]) lastGood(ctx context.Context, key string) (T, bool) {
+	var last T
+	ok, _ := f.store.Get(ctx, lastGood(key), &last)
+	if ok {
+		f.obs.servedStale()
+	}
+	return last, ok
+}
+
+// loadAndKeep loads key and, on success, caches it fresh and as the last
+// good copy. Both writes are best effort: the value is already in hand.
+func (f *Fallback[T]) loadAndKeep(ctx context.Context, key string, ticket cache.Ticket, load func(context.Context) (T, error)) (T, error) {
+	v, err := load(ctx)
+	if err == nil {
+		_, _ = f.store.Fill(ctx, key, v, f.fresh, ticket)
+		_ = f.store.Set(ctx, lastGood(key), v, f.keep)
+	}
+	return v, err
+}
+
+// loadAndKeepSafely is loadAndKeep on a goroutine of its own, where a panic
+// would take the process down past any recovery middleware: it is logged and
+// becomes the load's error.
+func (f *Fallback[T]) loadAndKeepSafely(ctx context.Context, key string, ticket cache.Ticket, load func(context.Context) (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("resilience: load of %s panicked: %v", key, p)
+			f.obs.logger().ErrorContext(ctx, "load panicked", "key", key, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	return f.loadAndKeep(ctx, key, ticket, load)
 }
 
 // Invalidate drops the fresh copy after a write; the last good copy stays,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,9 +89,18 @@ type order struct {
 
 func TestFallbackServesTheLastGoodCopyMarkedStale(t *testing.T) {
 	t.Parallel()
+	for _, patience := range []time.Duration{0, time.Second} {
+		t.Run(fmt.Sprintf("patience %v", patience), func(t *testing.T) {
+			t.Parallel()
+			testFallbackServesTheLastGoodCopy(t, patience)
+		})
+	}
+}
+
+func testFallbackServesTheLastGoodCopy(t *testing.T, patience time.Duration) {
 	rdb, prefix := testkit.Redis(t)
 	board := fixes.NewBoard(fixes.Resilient, quiet)
-	f := resilience.NewFallback[order](cache.NewStore(rdb, prefix), time.Minute, time.Hour, board, nil)
+	f := resilience.NewFallback[order](cache.NewStore(rdb, prefix), time.Minute, time.Hour, board, nil).WithPatience(patience)
 	ctx := context.Background()
 
 	dbUp := true
@@ -136,5 +146,103 @@ func TestFallbackServesTheLastGoodCopyMarkedStale(t *testing.T) {
 	}
 	if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); !strings.Contains(fmt.Sprint(keys), "order:o1:last-good") {
 		t.Fatalf("last good copy not under the prefix: %v", keys)
+	}
+}
+
+// With a patience, a slow load is not waited for when a last good copy can
+// answer instead: the copy comes back stale at once, while the load finishes
+// in the background (not cut: under a slow database a cut query costs its
+// connection) and refreshes the cache. Readers of one key share that load.
+// With nothing to fall back on, no patience, or the fix off, the slow load
+// is waited for.
+func TestFallbackServesTheCopyWhileASlowLoadFinishes(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	board := fixes.NewBoard(fixes.Resilient, quiet)
+	store := cache.NewStore(rdb, prefix)
+	patient := resilience.NewFallback[order](store, time.Minute, time.Hour, board, nil).WithPatience(20 * time.Millisecond)
+	ctx := context.Background()
+
+	// slow answers "paid" when released, unless its context ends first.
+	var loads, cut atomic.Int32
+	release := make(chan struct{}, 1) // a release no load takes must not block the test
+	finished := make(chan struct{}, 10)
+	slow := func(ctx context.Context) (order, error) {
+		loads.Add(1)
+		defer func() { finished <- struct{}{} }()
+		select {
+		case <-release:
+			return order{ID: "o1", Status: "paid"}, nil
+		case <-ctx.Done():
+			cut.Add(1)
+			return order{}, ctx.Err()
+		}
+	}
+	fast := func(context.Context) (order, error) { return order{ID: "o1", Status: "created"}, nil }
+	down := func(context.Context) (order, error) { return order{}, errDown }
+
+	if _, _, err := patient.Get(ctx, "order:o1", fast); err != nil {
+		t.Fatal(err)
+	}
+	_ = patient.Invalidate(ctx, "order:o1")
+	// Five readers while the database is slow: the copy for each, one load.
+	// Each request is over once answered, as a server's would be.
+	for range 5 {
+		rctx, done := context.WithTimeout(ctx, time.Minute)
+		v, stale, err := patient.Get(rctx, "order:o1", slow)
+		done()
+		if err != nil || !stale || v.Status != "created" {
+			t.Fatalf("slow, a copy in hand: %+v stale=%v err=%v; want the copy, stale", v, stale, err)
+		}
+	}
+	release <- struct{}{}
+	<-finished
+	if n, c := loads.Load(), cut.Load(); n != 1 || c != 0 {
+		t.Fatalf("%d loads, %d cut; want one load, finished", n, c)
+	}
+	// Its answer is the cache's now: the next reader needs no database.
+	if v, stale, err := patient.Get(ctx, "order:o1", down); err != nil || stale || v.Status != "paid" {
+		t.Fatalf("after the slow load: %+v stale=%v err=%v; want its answer, fresh from the cache", v, stale, err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		f    *resilience.Fallback[order]
+		key  string
+		set  fixes.Set
+	}{
+		{"no copy to fall back on", patient, "order:o2", fixes.Resilient},
+		{"no patience", resilience.NewFallback[order](store, time.Minute, time.Hour, board, nil), "order:o1", fixes.Resilient},
+		{"cache_fallback off", patient, "order:o1", fixes.Naive},
+	} {
+		board.Replace(tt.set, "test")
+		_ = tt.f.Invalidate(ctx, tt.key)
+		go func() { time.Sleep(100 * time.Millisecond); release <- struct{}{} }()
+		v, stale, err := tt.f.Get(ctx, tt.key, slow)
+		<-finished
+		if err != nil || stale || v.Status != "paid" {
+			t.Errorf("%s: %+v stale=%v err=%v; want the slow load's answer, waited for", tt.name, v, stale, err)
+		}
+	}
+}
+
+// A load that panics on its own goroutine must not take the process down: it
+// is the load's failure, and the last good copy answers.
+func TestFallbackSurvivesAPanickingLoad(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	board := fixes.NewBoard(fixes.Resilient, quiet)
+	f := resilience.NewFallback[order](cache.NewStore(rdb, prefix), time.Minute, time.Hour, board, nil).WithPatience(time.Second)
+	ctx := context.Background()
+	if _, _, err := f.Get(ctx, "order:o1", func(context.Context) (order, error) { return order{ID: "o1"}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Invalidate(ctx, "order:o1")
+	panics := func(context.Context) (order, error) { panic("bug") }
+	if v, stale, err := f.Get(ctx, "order:o1", panics); err != nil || !stale || v.ID != "o1" {
+		t.Fatalf("a copy in hand: %+v stale=%v err=%v; want the copy", v, stale, err)
+	}
+	if _, _, err := f.Get(ctx, "order:o2", panics); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("no copy: err=%v; want the panic as the load's error", err)
 	}
 }

@@ -40,8 +40,9 @@ func NewService(store Store, gate Gate, users Users, catalog Catalog, pub Publis
 	board *fixes.Board, obs *resilience.Observer, log *slog.Logger) *Service {
 	return &Service{store: store, gate: gate, users: users, catalog: catalog, pub: pub, board: board, log: log, now: time.Now,
 		reads: resilience.NewBreaker[owned](resilience.BreakerSettings{Name: "postgres_reads"}, board, obs),
-		// Orders do not change once placed: a cached copy is never wrong.
-		cached: resilience.NewFallback[owned](c, 10*time.Minute, 24*time.Hour, board, obs),
+		// Orders do not change once placed: a cached copy is never wrong,
+		// and one in hand is not kept waiting for a slow Postgres.
+		cached: resilience.NewFallback[owned](c, 10*time.Minute, 24*time.Hour, board, obs).WithPatience(ReadPatience),
 	}
 }
 
