@@ -89,3 +89,46 @@ func BenchmarkFallbackHit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFallbackMiss is a read that misses the cache and loads, with and
+// without a patience: what the patience's shared background load costs a
+// miss when the database is quick (each iteration also invalidates the key).
+func BenchmarkFallbackMiss(b *testing.B) {
+	rdb, prefix := testkit.Redis(b)
+	board := fixes.NewBoard(fixes.Resilient, quiet)
+	load := func(context.Context) (order, error) { return order{ID: "o1"}, nil }
+	for _, patience := range []time.Duration{0, 100 * time.Millisecond} {
+		b.Run("patience="+patience.String(), func(b *testing.B) {
+			f := resilience.NewFallback[order](cache.NewStore(rdb, prefix), time.Minute, time.Hour, board, nil).WithPatience(patience)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = f.Invalidate(ctx, "k")
+				if _, stale, err := f.Get(ctx, "k", load); err != nil || stale {
+					b.Fatal(stale, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOutside is what marking a dependency call costs a request: with
+// the door's clock on the context (every request Shed admits) and without.
+func BenchmarkOutside(b *testing.B) {
+	sh := resilience.NewShedder(resilience.ShedSettings{}, nil)
+	on := fixes.NewBoard(fixes.Resilient, quiet)
+	var withClock context.Context
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(resilience.Shed(sh, resilience.InternalIsCritical("/internal/"), on, quiet))
+	r.GET("/", func(c *gin.Context) { withClock = c.Request.Context() })
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	for name, ctx := range map[string]context.Context{"clock": withClock, "no clock": context.Background()} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resilience.Outside(ctx)()
+			}
+		})
+	}
+}
