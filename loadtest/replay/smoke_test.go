@@ -168,7 +168,10 @@ func TestNATSOutageReplay(t *testing.T) {
 // The faults on a native stack reach the services, as their readiness
 // shows: redis_down makes Redis silent (reported down; 200 and degraded,
 // fix probes), slow_postgres makes Postgres answer later than the check's
-// 1 s (down; 503: the services need it); each ends with its fault.
+// 1 s (down; 503: the services need it); each ends with its fault. While
+// Postgres is slow, a product read before is answered with its last good
+// copy, marked stale (fix cache_fallback, with the search service's read
+// patience): waited for, the read would run out of time first, copy and all.
 func TestNativeFaultsReachTheServices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -191,23 +194,39 @@ func TestNativeFaultsReachTheServices(t *testing.T) {
 		t.Fatalf("readyz %d %s; want %d, %s %s, %s", r.Status, r.Raw, code, dep, want, status)
 	}
 	readyz("redis", "up", "ready", 200)
+	product := native.API("search") + "/v1/products/7"
+	if r := testkit.Do(t, "GET", product, "", nil); r.Status != 200 || r.Body["stale"] != nil {
+		t.Fatalf("product, all well: %d %s", r.Status, r.Raw)
+	}
+	staleWhileSlow := func() {
+		// The fresh copy gone, as 30 s after the read it would be.
+		rdb, _ := testkit.Redis(t)
+		if err := rdb.Del(ctx, native.Namespace()+":search:product:7").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if r := testkit.Do(t, "GET", product, "", nil); r.Status != 200 || r.Body["stale"] != true {
+			t.Fatalf("product, Postgres slow: %d %s; want the last good copy, stale", r.Status, r.Raw)
+		}
+	}
 	for _, f := range []struct {
 		dep, status string
 		code        int
 		fault       func(on bool) error
+		during      func()
 	}{
-		{"redis", "degraded", 200, native.RedisDown},
+		{"redis", "degraded", 200, native.RedisDown, func() {}},
 		{"postgres", "unavailable", 503, func(on bool) error {
 			if on {
 				return native.SlowPostgres(2 * time.Second)
 			}
 			return native.SlowPostgres(0)
-		}},
+		}, staleWhileSlow},
 	} {
 		if err := f.fault(true); err != nil {
 			t.Fatal(err)
 		}
 		readyz(f.dep, "down", f.status, f.code)
+		f.during()
 		if err := f.fault(false); err != nil {
 			t.Fatal(err)
 		}
