@@ -156,6 +156,17 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return d.Do(ctx, func(g *gorm.DB) error { return g.Transaction(fn) })
 }
 
+type untilDeadlineKey struct{}
+
+// UntilDeadline lets the work of ctx wait at the gate for a connection until
+// ctx's deadline, not only the acquire timeout: for the few calls that must
+// get through more than they must be quick, such as undoing what a failed
+// request left behind. Without a deadline on ctx it changes nothing: the gate
+// never waits without a bound.
+func UntilDeadline(ctx context.Context) context.Context {
+	return context.WithValue(ctx, untilDeadlineKey{}, true)
+}
+
 func (d *DB) acquire(ctx context.Context) (release func(), err error) {
 	if !d.board.On(fixes.PoolGuard) {
 		// Without the fix, as the incident had it: no gate. Requests queue
@@ -175,14 +186,20 @@ func (d *DB) acquire(ctx context.Context) (release func(), err error) {
 	default:
 	}
 	// fix: pool_guard — wait a bounded time for a connection, then fail fast.
-	t := time.NewTimer(d.wait)
+	wait := d.wait
+	if _, ok := ctx.Value(untilDeadlineKey{}).(bool); ok {
+		if deadline, ok := ctx.Deadline(); ok {
+			wait = max(wait, time.Until(deadline))
+		}
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case d.gate <- struct{}{}:
 		return release, nil
 	case <-t.C:
 		back()
-		return nil, &PoolTimeout{Waited: d.wait}
+		return nil, &PoolTimeout{Waited: wait}
 	case <-ctx.Done():
 		back()
 		return nil, ctx.Err()

@@ -164,6 +164,26 @@ func TestPoolGuard(t *testing.T) {
 		}
 	})
 
+	t.Run("UntilDeadline: a full pool is waited for until the deadline", func(t *testing.T) {
+		d := open(t, url, fixes.Resilient, 1) // acquire timeout 50 ms
+		release := holdAll(t, d, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := d.Do(ctx, selectOne); !errors.As(err, new(*db.PoolTimeout)) {
+			t.Fatalf("without: %v, want PoolTimeout", err)
+		}
+		time.AfterFunc(300*time.Millisecond, release) // the slot frees long after the acquire timeout
+		if err := d.Do(db.UntilDeadline(ctx), selectOne); err != nil {
+			t.Fatalf("until the deadline: %v, want the slot once freed", err)
+		}
+		hold := holdAll(t, d, 1)
+		defer hold()
+		// No deadline: the acquire timeout still holds.
+		if err := d.Do(db.UntilDeadline(context.Background()), selectOne); !errors.As(err, new(*db.PoolTimeout)) {
+			t.Fatalf("no deadline: %v, want PoolTimeout", err)
+		}
+	})
+
 	t.Run("a freed slot is reused", func(t *testing.T) {
 		d := open(t, url, fixes.Resilient, 1)
 		for range 5 {

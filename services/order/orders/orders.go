@@ -48,7 +48,8 @@ const (
 	// (the database out of reach) leaves it locked this long, not a day.
 	ClaimLease = 30 * time.Second
 	// ReleaseTimeout bounds the release of the key of a request that failed,
-	// which runs even when the request's deadline has passed. Unbounded, it
+	// which runs even when the request's deadline has passed, and may wait
+	// all of it for a connection (not only the pool's 100 ms). Unbounded, it
 	// could wait at the pool's gate and then up to the statement_timeout
 	// (2 s) behind a slow database, on top of the 3 s the request had
 	// already spent: past the replay shoppers' 5 s.

@@ -95,9 +95,11 @@ func readKey(g *gorm.DB, userID int64, key, hash string) (claim orders.Claim, fo
 }
 
 // ReleaseKey deletes a key whose request did not complete, if claim still
-// holds it.
+// holds it. It waits for a connection until ctx's deadline, not only the
+// pool's acquire timeout: the request failed, often for want of one, and a
+// key left behind answers the client's retry with 409 until its claim lapses.
 func (s *Store) ReleaseKey(ctx context.Context, userID int64, key, claim string) error {
-	return s.db.Do(ctx, func(g *gorm.DB) error {
+	return s.db.Do(db.UntilDeadline(ctx), func(g *gorm.DB) error {
 		return g.Exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND claim = ? AND status IS NULL`, userID, key, claim).Error
 	})
 }
