@@ -187,7 +187,7 @@ func (d *DB) acquire(ctx context.Context) (release func(), err error) {
 	}
 	// fix: pool_guard — wait a bounded time for a connection, then fail fast.
 	wait := d.wait
-	if _, ok := ctx.Value(untilDeadlineKey{}).(bool); ok {
+	if ctx.Value(untilDeadlineKey{}) != nil {
 		if deadline, ok := ctx.Deadline(); ok {
 			wait = max(wait, time.Until(deadline))
 		}
