@@ -569,3 +569,71 @@ func TestTheDoorDoesNotCountTimeInADependencysCompartment(t *testing.T) {
 		})
 	}
 }
+
+// A request waiting long in a dependency's compartment (half the door's
+// target) lends its slot at the door back: the compartment bounds it, and the
+// slot can serve a request that needs no dependency. A short call keeps it.
+// Back from the compartment the request takes the slot again; released while
+// a call of its own is still out (a load left to finish in the background),
+// its slot is not given back twice.
+func TestTheDoorLendsTheSlotOfARequestInACompartment(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	synctest.Test(t, func(t *testing.T) {
+		sh := resilience.NewShedder(resilience.ShedSettings{InitialLimit: 1, MinLimit: 1, MaxLimit: 1}, nil)
+		bulkhead := resilience.NewBulkhead("postgres", 8, time.Millisecond, nil)
+		r := gin.New()
+		r.Use(resilience.Shed(sh, resilience.InternalIsCritical("/internal/"), fixes.NewBoard(fixes.Resilient, quiet), quiet))
+		r.GET("/db", func(c *gin.Context) {
+			_ = bulkhead.Do(c.Request.Context(), func(context.Context) error { time.Sleep(time.Second); return nil })
+			c.Status(http.StatusNoContent)
+		})
+		r.GET("/quick", func(c *gin.Context) {
+			_ = bulkhead.Do(c.Request.Context(), func(context.Context) error { time.Sleep(20 * time.Millisecond); return nil })
+			c.Status(http.StatusNoContent)
+		})
+		r.GET("/cached", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+		r.GET("/background", func(c *gin.Context) {
+			back := resilience.Outside(c.Request.Context())
+			go func() { time.Sleep(time.Second); back() }()
+			c.Status(http.StatusNoContent)
+		})
+		get := func(path string) int {
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			return rec.Code
+		}
+
+		var wg sync.WaitGroup
+		wg.Go(func() { get("/quick") })
+		time.Sleep(time.Millisecond) // /quick is in the bulkhead, briefly
+		if code := get("/cached"); code != http.StatusServiceUnavailable {
+			t.Fatalf("a request beside a short call, the limit 1: %d, want 503 (the short call keeps its slot)", code)
+		}
+		wg.Wait()
+
+		wg.Go(func() {
+			if code := get("/db"); code != http.StatusNoContent {
+				t.Errorf("the request in the compartment: %d", code)
+			}
+		})
+		time.Sleep(100 * time.Millisecond) // /db is in the bulkhead now
+		if code := get("/cached"); code != http.StatusNoContent {
+			t.Fatalf("a request beside one waiting in a compartment, the limit 1: %d, want it served", code)
+		}
+		wg.Wait()
+		if n := sh.Inflight(); n != 0 {
+			t.Fatalf("in flight after both: %d, want 0", n)
+		}
+
+		if code := get("/background"); code != http.StatusNoContent {
+			t.Fatalf("background: %d", code)
+		}
+		if n := sh.Inflight(); n != 0 {
+			t.Fatalf("in flight after a request released while out: %d, want 0", n)
+		}
+		time.Sleep(2 * time.Second) // its call comes back, after the request
+		if n := sh.Inflight(); n != 0 {
+			t.Fatalf("in flight after the call came back: %d, want 0", n)
+		}
+	})
+}
