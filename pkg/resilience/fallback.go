@@ -105,27 +105,23 @@ func (f *Fallback[T]) getPatiently(ctx context.Context, key string, ticket cache
 	})
 	patience := time.NewTimer(f.patience)
 	defer patience.Stop()
-	var zero T
-	select {
-	case r := <-done:
-		v, _ := r.Val.(T)
-		return f.settle(ctx, key, v, r.Err)
-	case <-patience.C:
-		// fix: cache_fallback — a slow database is not waited for past the
-		// patience when the last good copy can answer.
-		if last, ok := f.lastGood(ctx, key); ok {
-			return last, true, nil
+	expired := patience.C
+	for {
+		select {
+		case r := <-done:
+			v, _ := r.Val.(T)
+			return f.settle(ctx, key, v, r.Err)
+		case <-expired:
+			// fix: cache_fallback — a slow database is not waited for past
+			// the patience when the last good copy can answer.
+			if last, ok := f.lastGood(ctx, key); ok {
+				return last, true, nil
+			}
+			expired = nil // nothing to answer with instead: wait for the load
+		case <-ctx.Done():
+			var zero T
+			return zero, false, ctx.Err()
 		}
-	case <-ctx.Done():
-		return zero, false, ctx.Err()
-	}
-	// Nothing to answer with instead: wait.
-	select {
-	case r := <-done:
-		v, _ := r.Val.(T)
-		return f.settle(ctx, key, v, r.Err)
-	case <-ctx.Done():
-		return zero, false, ctx.Err()
 	}
 }
 
