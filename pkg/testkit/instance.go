@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -179,6 +180,29 @@ func TryRequest(req *http.Request) (Response, error) {
 	r := Response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r, nil
+}
+
+// UntilAnswered sends the request newReq makes as a well-behaved client does:
+// a 503 (shed, pool timeout) is "come back later", and so is no answer at
+// all (the connection dropped under load). It waits, backing off with
+// jitter — never in lockstep with the other clients, which would be a retry
+// storm — and asks again, for at most a minute. newReq makes a fresh
+// request each time (a body is read once); asking again must be safe.
+func UntilAnswered(t testing.TB, newReq func() *http.Request) Response {
+	t.Helper()
+	wait := 20 * time.Millisecond
+	for deadline := time.Now().Add(time.Minute); ; {
+		req := newReq()
+		r, err := TryRequest(req)
+		if err == nil && r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			if err != nil {
+				t.Errorf("%s %s: no answer within a minute: %v", req.Method, req.URL, err)
+			}
+			return r
+		}
+		time.Sleep(wait/2 + rand.N(wait))
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // SyncBuffer is a bytes.Buffer safe for a service writing and a test reading.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -143,24 +142,10 @@ func orderRequest(in *testkit.Instance, tok, key, body string) *http.Request {
 	return req
 }
 
-// placeUntilAnswered is place as a well-behaved client does it: a 503 (shed,
-// pool timeout) is "come back later", and so is no answer at all (the
-// connection dropped under load): the idempotency key makes asking again
-// safe. It waits, backing off with jitter — never in lockstep with the other
-// clients, which would be a retry storm — and asks again with the same key,
-// for at most a minute.
+// placeUntilAnswered is place as a well-behaved client does it
+// (testkit.UntilAnswered): after a 503 or no answer it asks again with the
+// same key, which makes asking again safe.
 func placeUntilAnswered(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Response {
 	t.Helper()
-	wait := 20 * time.Millisecond
-	for deadline := time.Now().Add(time.Minute); ; {
-		r, err := testkit.TryRequest(orderRequest(in, tok, key, body))
-		if err == nil && r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			if err != nil {
-				t.Errorf("POST /v1/orders %s: no answer within a minute: %v", key, err)
-			}
-			return r
-		}
-		time.Sleep(wait/2 + rand.N(wait))
-		wait = min(2*wait, time.Second)
-	}
+	return testkit.UntilAnswered(t, func() *http.Request { return orderRequest(in, tok, key, body) })
 }
