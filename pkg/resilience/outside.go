@@ -24,7 +24,7 @@ type outside struct {
 	// for every quick query let the door admit more than the CPUs could do.
 	door  *Shedder
 	lent  bool
-	lendT *time.Timer // pending while out and not yet lent
+	lendT *time.Timer // set while out and not yet lent; stopped, and reused, after
 }
 
 type outsideKey struct{}
@@ -51,7 +51,11 @@ func Outside(ctx context.Context) (back func()) {
 	if o.depth == 0 {
 		o.since = time.Now()
 		if o.door != nil {
-			o.lendT = time.AfterFunc(o.door.s.Target/2, o.lend)
+			if o.lendT == nil {
+				o.lendT = time.AfterFunc(o.door.s.Target/2, o.lend)
+			} else {
+				o.lendT.Reset(o.door.s.Target / 2)
+			}
 		}
 	}
 	o.depth++
@@ -65,8 +69,7 @@ func Outside(ctx context.Context) (back func()) {
 			if o.depth == 0 {
 				o.total += time.Since(o.since)
 				if o.lendT != nil {
-					o.lendT.Stop()
-					o.lendT = nil
+					o.lendT.Stop() // kept for the request's next call
 				}
 				if o.lent {
 					o.lent = false
@@ -80,7 +83,9 @@ func Outside(ctx context.Context) (back func()) {
 }
 
 // lend lends the request's slot back to its door, if it is still out and
-// still holds one.
+// still holds one. (A timer that fired just as a call came back may find the
+// request's next call out, and lend a little early: the slot is taken again
+// when that call comes back.)
 func (o *outside) lend() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
