@@ -98,12 +98,31 @@ func (e *PoolTimeout) RetryAfter() time.Duration { return time.Second }
 // gate is a semaphore the size of the pool in front of it, so a request either
 // gets a slot within the acquire timeout or fails fast.
 func (d *DB) Do(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return d.run(ctx, func() error { return fn(d.gorm.WithContext(ctx)) })
+}
+
+// Pgx is Do with the connection as pgx's own rather than GORM's, for what
+// database/sql cannot express: above all a pgx.Batch, several statements sent
+// in one round trip. The gate, the timeouts and the errors are Do's.
+func (d *DB) Pgx(ctx context.Context, fn func(conn *pgx.Conn) error) error {
+	return d.run(ctx, func() error {
+		conn, err := d.sql.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Raw(func(driverConn any) error { return fn(driverConn.(*stdlib.Conn).Conn()) })
+	})
+}
+
+// run runs fn holding one slot of the pool, and names its error.
+func (d *DB) run(ctx context.Context, fn func() error) error {
 	release, err := d.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := fn(d.gorm.WithContext(ctx)); err != nil {
+	if err := fn(); err != nil {
 		var pgErr *pgconn.PgError
 		switch {
 		case errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil:

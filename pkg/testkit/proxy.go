@@ -17,6 +17,7 @@ type Proxy struct {
 	target string
 	up     atomic.Bool
 	ln     net.Listener
+	sent   atomic.Int64
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -75,7 +76,26 @@ func (p *Proxy) serve() {
 		}
 		p.track(in)
 		p.track(out)
-		go func() { _, _ = io.Copy(out, in); out.Close() }()
+		go func() { _, _ = io.Copy(out, &counting{in, &p.sent}); out.Close() }()
 		go func() { _, _ = io.Copy(in, out); in.Close() }()
 	}
+}
+
+// Sent is how many times the proxy has forwarded what clients sent: once per
+// write that reached it whole, so about once per round trip a client starts
+// (one message, or a pipeline of them written at once).
+func (p *Proxy) Sent() int64 { return p.sent.Load() }
+
+// counting counts the reads that returned something.
+type counting struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *counting) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 {
+		c.n.Add(1)
+	}
+	return n, err
 }

@@ -153,7 +153,15 @@ type Store interface {
 	// retry with it; only under the claim that holds it.
 	ReleaseKey(ctx context.Context, userID int64, key, claim string) error
 	// InTx runs fn in one transaction: all its writes happen, or none.
+	// Each statement is a round trip, in the order fn makes them.
 	InTx(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Place writes p in one transaction: the order and its lines, the key's
+	// reply (if p.Claim still holds the key), the event if p has one, and
+	// last each line's stock, taken off only if that much is there. So the
+	// hot row is locked by the last statement, until the commit. Short stock
+	// is ErrSoldOut, a lapsed claim ErrInProgress; either way nothing is
+	// written. The statements go together, not one round trip each.
+	Place(ctx context.Context, p Placement) error
 
 	Order(ctx context.Context, id string) (Order, error)
 	List(ctx context.Context, userID int64, before *ListCursor, limit int) ([]Order, error)
@@ -167,15 +175,23 @@ type Tx interface {
 	LockStock(ctx context.Context, productIDs []int64) (map[int64]int64, error)
 	// Decrement takes qty off the stock unconditionally (the caller checked).
 	Decrement(ctx context.Context, productID int64, qty int) error
-	// DecrementIfAvailable takes qty off only if that much is there, in one
-	// statement (UPDATE ... WHERE stock >= qty): no lock held across anything.
-	DecrementIfAvailable(ctx context.Context, productID int64, qty int) (bool, error)
 	InsertOrder(ctx context.Context, o *Order) error
 	// SaveReply stores the answer under the key, for the key's whole life,
 	// if claim still holds it; if it was taken over (the lease ran out), the
 	// error is ErrInProgress and the transaction must not commit.
 	SaveReply(ctx context.Context, userID int64, key, claim string, r Reply) error
 	AppendOutbox(ctx context.Context, ev events.OrderCreated) error
+}
+
+// Placement is what placing an order writes.
+type Placement struct {
+	Order *Order
+	Key   string // the idempotency key, the order's user's
+	Claim string // the request's claim on it
+	Reply Reply  // the answer the key keeps
+	// Event goes to the outbox, in the order's transaction (fix: outbox);
+	// nil without the fix, when it is published after the commit.
+	Event *events.OrderCreated
 }
 
 // ListCursor is where a page of the caller's orders ended.

@@ -135,16 +135,17 @@ func (s *Service) placeNaive(ctx context.Context, o *Order, key heldKey, reply R
 				return err
 			}
 		}
-		direct, err = s.write(ctx, tx, o, key, reply)
-		return err
+		var p Placement
+		p, direct = s.placement(o, key, reply)
+		return write(ctx, tx, p)
 	})
 	return direct, err
 }
 
 // placeGuarded is the fixed path. Everything slow happens before the
 // transaction; hot stock is gated in Redis so that sold-out requests never
-// reach Postgres; the transaction is a handful of short statements whose
-// conditional UPDATE is what really decides, so nothing can oversell even if
+// reach Postgres; the transaction is a handful of short statements, sent
+// together, whose conditional UPDATE is what really decides, so nothing can oversell even if
 // the gate is wrong or gone.
 func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, reply Render) (*events.OrderCreated, error) {
 	// fix: hot_row — no remote call while a lock or a connection is held.
@@ -160,25 +161,12 @@ func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, reply
 	case !gated:
 		return nil, ErrSoldOut
 	}
-	var direct *events.OrderCreated
-	err = s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		if direct, err = s.write(ctx, tx, o, key, reply); err != nil {
-			return err
-		}
-		// fix: hot_row — the hot row's lock is taken last, so it is held for
-		// one statement and the commit; and only what is there is taken.
-		for _, l := range o.Items {
-			ok, err := tx.DecrementIfAvailable(ctx, l.ProductID, l.Quantity)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return ErrSoldOut // rolls back the order written above
-			}
-		}
-		return nil
-	})
+	p, direct := s.placement(o, key, reply)
+	// fix: hot_row — the transaction goes whole: its statements travel
+	// together, not one round trip each, and the hot row's conditional
+	// UPDATE is the last of them, so the row is locked for one statement and
+	// the commit. Only what is there is taken.
+	err = s.store.Place(ctx, p)
 	if err != nil && gated {
 		if gerr := s.gate.Give(context.WithoutCancel(ctx), o.Items); gerr != nil {
 			s.log.WarnContext(ctx, "stock gate not refunded", "error", gerr)
@@ -191,22 +179,31 @@ func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, reply
 // name of its claim on it.
 type heldKey struct{ key, claim string }
 
-// write inserts the order and the key's reply and, with the outbox fix, the
-// event, all in the caller's transaction. Without the outbox the event is
-// returned, to be published after the commit.
-func (s *Service) write(ctx context.Context, tx Tx, o *Order, key heldKey, reply Render) (*events.OrderCreated, error) {
-	if err := tx.InsertOrder(ctx, o); err != nil {
-		return nil, err
-	}
-	if err := tx.SaveReply(ctx, o.UserID, key.key, key.claim, reply(o)); err != nil {
-		return nil, err
-	}
+// placement is what placing o writes, and, without the outbox, the event to
+// publish after the commit.
+func (s *Service) placement(o *Order, key heldKey, reply Render) (p Placement, direct *events.OrderCreated) {
+	p = Placement{Order: o, Key: key.key, Claim: key.claim, Reply: reply(o)}
 	ev := o.event()
 	if !s.board.On(fixes.Outbox) {
-		return &ev, nil
+		return p, &ev
 	}
 	// fix: outbox — the event commits with the order, or neither does.
-	return nil, tx.AppendOutbox(ctx, ev)
+	p.Event = &ev
+	return p, nil
+}
+
+// write is Place one statement at a time, in the caller's transaction.
+func write(ctx context.Context, tx Tx, p Placement) error {
+	if err := tx.InsertOrder(ctx, p.Order); err != nil {
+		return err
+	}
+	if err := tx.SaveReply(ctx, p.Order.UserID, p.Key, p.Claim, p.Reply); err != nil {
+		return err
+	}
+	if p.Event == nil {
+		return nil
+	}
+	return tx.AppendOutbox(ctx, *p.Event)
 }
 
 // lookup checks the buyer and prices the lines.

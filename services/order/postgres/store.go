@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"gorm.io/gorm"
@@ -109,29 +111,109 @@ func (s *Store) InTx(ctx context.Context, fn func(context.Context, orders.Tx) er
 	return s.db.Tx(ctx, func(g *gorm.DB) error { return fn(ctx, &tx{g: g, subject: s.subject}) })
 }
 
-type tx struct {
-	g       *gorm.DB
-	subject string
+// The statements that write an order, shared by the transaction sent one
+// statement at a time (InTx) and the one sent whole (Place). Named arguments
+// (@name) read the same to GORM and to pgx.
+const (
+	insertOrderSQL = `INSERT INTO orders (id, user_id, status, total_cents, created_at)
+		VALUES (@id, @user_id, @status, @total_cents, @created_at)`
+	insertItemSQL = `INSERT INTO order_items (order_id, product_id, quantity, price_cents)
+		VALUES (@order_id, @product_id, @quantity, @price_cents)`
+	// The reply is saved only where the request's claim still holds the key.
+	saveReplySQL = `UPDATE idempotency_keys SET status = @status, response = @response, expires_at = @expires_at
+		WHERE user_id = @user_id AND key = @key AND claim = @claim AND status IS NULL`
+	appendOutboxSQL = `INSERT INTO outbox (event_id, subject, payload, headers) VALUES (@event_id, @subject, @payload, @headers)`
+	// The stock is taken only if that much is there.
+	takeStockSQL = `UPDATE inventory SET stock = stock - @quantity, updated_at = now()
+		WHERE product_id = @product_id AND stock >= @quantity`
+)
+
+func orderArgs(o *orders.Order) map[string]any {
+	return map[string]any{"id": o.ID, "user_id": o.UserID, "status": o.Status, "total_cents": o.TotalCents, "created_at": o.CreatedAt}
 }
 
-func (t *tx) LockStock(ctx context.Context, ids []int64) (map[int64]int64, error) {
-	var rows []struct{ ProductID, Stock int64 }
-	err := t.g.Raw(`SELECT product_id, stock FROM inventory WHERE product_id IN ? ORDER BY product_id FOR UPDATE`, ids).Scan(&rows).Error
-	stock := make(map[int64]int64, len(rows))
-	for _, r := range rows {
-		stock[r.ProductID] = r.Stock
+func itemArgs(orderID string, it orders.Item) map[string]any {
+	return map[string]any{"order_id": orderID, "product_id": it.ProductID, "quantity": it.Quantity, "price_cents": it.PriceCents}
+}
+
+func replyArgs(userID int64, key, claim string, r orders.Reply) map[string]any {
+	return map[string]any{"status": r.Status, "response": r.Body, "expires_at": time.Now().Add(orders.IdempotencyTTL),
+		"user_id": userID, "key": key, "claim": claim}
+}
+
+// outboxArgs carries the W3C trace context of ctx with the event, so the
+// relay's publish continues the request's trace.
+func outboxArgs(ctx context.Context, subject string, ev events.OrderCreated) (map[string]any, error) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
 	}
-	return stock, err
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	headers, _ := json.Marshal(carrier)
+	return map[string]any{"event_id": ev.EventID, "subject": subject, "payload": payload, "headers": headers}, nil
 }
 
-func (t *tx) Decrement(ctx context.Context, productID int64, qty int) error {
-	return t.g.Exec(`UPDATE inventory SET stock = stock - ?, updated_at = now() WHERE product_id = ?`, qty, productID).Error
+// lapsed is the error of a reply whose claim on the key ran out and was taken
+// by another request: this one must not answer for the key too (its order is
+// rolled back).
+func lapsed(claim string) error {
+	return fmt.Errorf("claim %s on the idempotency key lapsed: %w", claim, orders.ErrInProgress)
 }
 
-func (t *tx) DecrementIfAvailable(ctx context.Context, productID int64, qty int) (bool, error) {
-	res := t.g.Exec(`UPDATE inventory SET stock = stock - @q, updated_at = now() WHERE product_id = @id AND stock >= @q`,
-		map[string]any{"q": qty, "id": productID})
-	return res.RowsAffected == 1, res.Error
+// Place writes p in one transaction in two round trips: BEGIN and every
+// statement in one batch, which pgx sends at once (Postgres runs them in
+// turn, none waiting for its answer to reach us), then COMMIT or ROLLBACK as
+// their results decide. One at a time, as InTx sends them, a one-line order
+// took seven round trips, each holding the connection: when Postgres answers
+// slowly, the pool runs out long before the CPUs do.
+func (s *Store) Place(ctx context.Context, p orders.Placement) error {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(insertOrderSQL, pgx.NamedArgs(orderArgs(p.Order)))
+	for _, it := range p.Order.Items {
+		b.Queue(insertItemSQL, pgx.NamedArgs(itemArgs(p.Order.ID, it)))
+	}
+	// What each check found, read once the batch has answered (an error
+	// returned here would cost the connection its prepared statements).
+	var claimLapsed, short bool
+	b.Queue(saveReplySQL, pgx.NamedArgs(replyArgs(p.Order.UserID, p.Key, p.Claim, p.Reply))).Exec(func(tag pgconn.CommandTag) error {
+		claimLapsed = tag.RowsAffected() == 0
+		return nil
+	})
+	if p.Event != nil {
+		args, err := outboxArgs(ctx, s.subject, *p.Event)
+		if err != nil {
+			return err
+		}
+		b.Queue(appendOutboxSQL, pgx.NamedArgs(args))
+	}
+	// fix: hot_row — the hot row last: locked by this statement, until the
+	// commit one round trip later.
+	for _, it := range p.Order.Items {
+		b.Queue(takeStockSQL, pgx.NamedArgs(itemArgs(p.Order.ID, it))).Exec(func(tag pgconn.CommandTag) error {
+			short = short || tag.RowsAffected() == 0
+			return nil
+		})
+	}
+	return s.db.Pgx(ctx, func(conn *pgx.Conn) error {
+		err := conn.SendBatch(ctx, b).Close() // the first statement that failed
+		switch {
+		case err != nil:
+		case claimLapsed:
+			err = lapsed(p.Claim)
+		case short:
+			err = orders.ErrSoldOut
+		}
+		end := "COMMIT"
+		if err != nil {
+			end = "ROLLBACK"
+		}
+		if _, endErr := conn.Exec(ctx, end); err == nil {
+			err = endErr
+		}
+		return err
+	})
 }
 
 type orderRow struct {
@@ -153,39 +235,51 @@ type itemRow struct {
 
 func (itemRow) TableName() string { return "order_items" }
 
+type tx struct {
+	g       *gorm.DB
+	subject string
+}
+
+func (t *tx) LockStock(ctx context.Context, ids []int64) (map[int64]int64, error) {
+	var rows []struct{ ProductID, Stock int64 }
+	err := t.g.Raw(`SELECT product_id, stock FROM inventory WHERE product_id IN ? ORDER BY product_id FOR UPDATE`, ids).Scan(&rows).Error
+	stock := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		stock[r.ProductID] = r.Stock
+	}
+	return stock, err
+}
+
+func (t *tx) Decrement(ctx context.Context, productID int64, qty int) error {
+	return t.g.Exec(`UPDATE inventory SET stock = stock - ?, updated_at = now() WHERE product_id = ?`, qty, productID).Error
+}
+
 func (t *tx) InsertOrder(ctx context.Context, o *orders.Order) error {
-	if err := t.g.Create(&orderRow{ID: o.ID, UserID: o.UserID, Status: o.Status, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt}).Error; err != nil {
+	if err := t.g.Exec(insertOrderSQL, orderArgs(o)).Error; err != nil {
 		return err
 	}
-	items := make([]itemRow, len(o.Items))
-	for i, it := range o.Items {
-		items[i] = itemRow{OrderID: o.ID, ProductID: it.ProductID, Quantity: it.Quantity, PriceCents: it.PriceCents}
+	for _, it := range o.Items {
+		if err := t.g.Exec(insertItemSQL, itemArgs(o.ID, it)).Error; err != nil {
+			return err
+		}
 	}
-	return t.g.Create(&items).Error
+	return nil
 }
 
 func (t *tx) SaveReply(ctx context.Context, userID int64, key, claim string, r orders.Reply) error {
-	res := t.g.Exec(`UPDATE idempotency_keys SET status = ?, response = ?, expires_at = ? WHERE user_id = ? AND key = ? AND claim = ? AND status IS NULL`,
-		r.Status, r.Body, time.Now().Add(orders.IdempotencyTTL), userID, key, claim)
+	res := t.g.Exec(saveReplySQL, replyArgs(userID, key, claim, r))
 	if res.Error == nil && res.RowsAffected == 0 {
-		// The lease ran out and another request took the key: this one
-		// must not answer for it too (its order is rolled back).
-		return fmt.Errorf("claim %s on the idempotency key lapsed: %w", claim, orders.ErrInProgress)
+		return lapsed(claim)
 	}
 	return res.Error
 }
 
-// AppendOutbox stores the event with the W3C trace context of ctx, so the
-// relay's publish continues the request's trace.
 func (t *tx) AppendOutbox(ctx context.Context, ev events.OrderCreated) error {
-	payload, err := json.Marshal(ev)
+	args, err := outboxArgs(ctx, t.subject, ev)
 	if err != nil {
 		return err
 	}
-	carrier := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
-	headers, _ := json.Marshal(carrier)
-	return t.g.Exec(`INSERT INTO outbox (event_id, subject, payload, headers) VALUES (?, ?, ?, ?)`, ev.EventID, t.subject, payload, headers).Error
+	return t.g.Exec(appendOutboxSQL, args).Error
 }
 
 // Order reads one order; the caller checks whose it is.

@@ -3,13 +3,18 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 	"github.com/stampede-shop/stampede/services/order/migrations"
@@ -24,18 +29,7 @@ import (
 func TestALapsedClaimIsTakenOverAndCannotAnswer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	url := testkit.Database(t)
-	if err := db.Migrate(ctx, url, migrations.FS, quiet); err != nil {
-		t.Fatal(err)
-	}
-	d, err := db.Open(url, config.DB{MaxOpen: 4, MaxIdle: 4, AcquireTimeout: time.Second, StatementTimeout: time.Second},
-		fixes.NewBoard(fixes.Resilient, quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	s := NewStore(d, "order.created")
+	s := openStore(t, 4, nil)
 	s.lease = 200 * time.Millisecond
 	answer := func(claim string) error {
 		return s.InTx(ctx, func(ctx context.Context, tx orders.Tx) error {
@@ -71,5 +65,155 @@ func TestALapsedClaimIsTakenOverAndCannotAnswer(t *testing.T) {
 	again, err := s.ClaimKey(ctx, 7, "k1", "h")
 	if err != nil || again.Owned || again.Replay == nil || again.Replay.Status != 201 {
 		t.Fatalf("the key after the answer, past the lease: %+v %v, want the answer replayed", again, err)
+	}
+}
+
+// openStore migrates a fresh database and opens a Store on it with a pool of
+// maxOpen connections, through the proxy if there is one.
+func openStore(t *testing.T, maxOpen int, via *testkit.Proxy) *Store {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	url := testkit.Database(t)
+	if err := db.Migrate(context.Background(), url, migrations.FS, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if via != nil {
+		url = strings.Replace(url, "127.0.0.1:5432", via.Addr, 1)
+	}
+	d, err := db.Open(url, config.DB{MaxOpen: maxOpen, MaxIdle: maxOpen, AcquireTimeout: time.Second, StatementTimeout: time.Second},
+		fixes.NewBoard(fixes.Resilient, quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return NewStore(d, "order.created")
+}
+
+// placement claims key for user 7 and returns what placing lines under the
+// claim writes, with an event.
+func placement(t *testing.T, s *Store, key string, lines ...orders.Item) orders.Placement {
+	t.Helper()
+	claim, err := s.ClaimKey(context.Background(), 7, key, key)
+	if err != nil || !claim.Owned {
+		t.Fatalf("claim %s: %+v %v", key, claim, err)
+	}
+	o := &orders.Order{ID: uuid.NewString(), UserID: 7, Status: orders.StatusCreated, Items: lines, CreatedAt: time.Now().UTC()}
+	ev := events.OrderCreated{EventID: uuid.NewString(), OrderID: o.ID, UserID: 7, OccurredAt: o.CreatedAt}
+	return orders.Placement{Order: o, Key: key, Claim: claim.ID, Reply: orders.Reply{Status: 201, Body: []byte(`{"id":"` + o.ID + `"}`)}, Event: &ev}
+}
+
+// An order's transaction sent whole writes everything or nothing: short stock
+// on any line, or a claim on the key that lapsed, and no order, no line, no
+// reply, no event and no stock taken remain.
+func TestPlaceWritesAllOrNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t, 2, nil)
+	for id, stock := range map[int64]int64{1: 5, 2: 1} {
+		if err := s.SetStock(ctx, id, stock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outbox := func() (n int64) {
+		if err := s.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	expect := func(what string, stock1, stock2, events int64) {
+		t.Helper()
+		got, err := s.Stock(ctx, []int64{1, 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[1] != stock1 || got[2] != stock2 || outbox() != events {
+			t.Fatalf("%s: stock %v, %d events; want 1:%d 2:%d, %d events", what, got, outbox(), stock1, stock2, events)
+		}
+	}
+
+	first := placement(t, s, "k1", orders.Item{ProductID: 1, Quantity: 2, PriceCents: 100}, orders.Item{ProductID: 2, Quantity: 1, PriceCents: 50})
+	if err := s.Place(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	expect("placed", 3, 0, 1)
+	if o, err := s.Order(ctx, first.Order.ID); err != nil || len(o.Items) != 2 {
+		t.Fatalf("the placed order: %+v %v", o, err)
+	}
+	if c, err := s.ClaimKey(ctx, 7, "k1", "k1"); err != nil || c.Replay == nil || c.Replay.Status != 201 {
+		t.Fatalf("its key: %+v %v, want the reply to replay", c, err)
+	}
+
+	short := placement(t, s, "k2", orders.Item{ProductID: 1, Quantity: 1}, orders.Item{ProductID: 2, Quantity: 1})
+	if err := s.Place(ctx, short); !errors.Is(err, orders.ErrSoldOut) {
+		t.Fatalf("the second line's stock is gone: %v, want ErrSoldOut", err)
+	}
+	expect("sold out", 3, 0, 1) // the first line's unit is back
+	if _, err := s.Order(ctx, short.Order.ID); !errors.Is(err, orders.ErrNotFound) {
+		t.Fatalf("the sold-out order: %v, want none", err)
+	}
+	if _, err := s.ClaimKey(ctx, 7, "k2", "k2"); !errors.Is(err, orders.ErrInProgress) {
+		t.Fatalf("the sold-out order's key: %v, want still only claimed (no reply saved)", err)
+	}
+
+	taken := placement(t, s, "k3", orders.Item{ProductID: 1, Quantity: 1})
+	taken.Claim = uuid.NewString() // as if the lease had run out and another request held the key
+	if err := s.Place(ctx, taken); !errors.Is(err, orders.ErrInProgress) {
+		t.Fatalf("a lapsed claim: %v, want ErrInProgress", err)
+	}
+	expect("claim lapsed", 3, 0, 1)
+
+	quiet := placement(t, s, "k4", orders.Item{ProductID: 1, Quantity: 1})
+	quiet.Event = nil // the outbox fix off: the caller publishes
+	if err := s.Place(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	expect("placed without an event", 2, 0, 1)
+}
+
+// Sent whole, an order's transaction is two round trips to Postgres (the
+// batch, then the commit); sent one statement at a time, as InTx does, seven.
+// Under a slow database a connection is held for each of them.
+func TestPlaceIsTwoRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
+	s := openStore(t, 1, proxy) // one connection: every statement on it
+	if err := s.SetStock(ctx, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	whole := func(p orders.Placement) error { return s.Place(ctx, p) }
+	oneByOne := func(p orders.Placement) error {
+		return s.InTx(ctx, func(ctx context.Context, tx orders.Tx) error {
+			if err := tx.InsertOrder(ctx, p.Order); err != nil {
+				return err
+			}
+			if err := tx.SaveReply(ctx, 7, p.Key, p.Claim, p.Reply); err != nil {
+				return err
+			}
+			if err := tx.AppendOutbox(ctx, *p.Event); err != nil {
+				return err
+			}
+			return tx.Decrement(ctx, 1, 1)
+		})
+	}
+	// The fewest sends of three tries: the first prepares the statements on
+	// the connection, and database/sql may ping one it has not used for a
+	// second before it hands it out.
+	fewest := func(name string, place func(orders.Placement) error) int64 {
+		least := int64(1 << 62)
+		for i := range 3 {
+			p := placement(t, s, fmt.Sprintf("%s-%d", name, i), orders.Item{ProductID: 1, Quantity: 1})
+			before := proxy.Sent()
+			if err := place(p); err != nil {
+				t.Fatal(err)
+			}
+			least = min(least, proxy.Sent()-before)
+		}
+		return least
+	}
+	w, o := fewest("whole", whole), fewest("one-by-one", oneByOne)
+	t.Logf("round trips: %d sent whole, %d one statement at a time", w, o)
+	if w != 2 || o != 7 {
+		t.Fatalf("round trips: %d sent whole, %d one by one; want 2 and 7", w, o)
 	}
 }
