@@ -39,13 +39,15 @@ var _ orders.Store = (*Store)(nil)
 func (s *Store) ClaimKey(ctx context.Context, userID int64, key, hash string) (orders.Claim, error) {
 	var claim orders.Claim
 	err := s.db.Do(ctx, func(g *gorm.DB) error {
-		// An expired key is free again: an answer past the key's life, or
-		// a claim past its lease whose request never answered.
-		if err := g.Exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND expires_at < now()`, userID, key).Error; err != nil {
-			return err
-		}
+		// One statement: a new key is inserted; an expired one (an answer
+		// past the key's life, or a claim past its lease whose request never
+		// answered) is free again and taken over; a live one is left alone.
 		id := uuid.NewString()
-		res := g.Exec(`INSERT INTO idempotency_keys (user_id, key, request_hash, claim, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		res := g.Exec(`INSERT INTO idempotency_keys (user_id, key, request_hash, claim, expires_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (user_id, key) DO UPDATE
+			SET request_hash = EXCLUDED.request_hash, claim = EXCLUDED.claim, status = NULL, response = NULL,
+				created_at = now(), expires_at = EXCLUDED.expires_at
+			WHERE idempotency_keys.expires_at < now()`,
 			userID, key, hash, id, time.Now().Add(s.lease))
 		if res.Error != nil {
 			return res.Error

@@ -217,3 +217,24 @@ func TestPlaceIsTwoRoundTrips(t *testing.T) {
 		t.Fatalf("round trips: %d sent whole, %d one by one; want 2 and 7", w, o)
 	}
 }
+
+// Claiming a new key, or taking over an expired one, is one statement: one
+// round trip, before the order's two.
+func TestClaimingAKeyIsOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
+	s := openStore(t, 1, proxy)
+	s.lease = 0 // every claim has lapsed by the next one: each is a takeover
+	least := int64(1 << 62)
+	for i := range 3 {
+		before := proxy.Sent()
+		if c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", i%2), "h"); err != nil || !c.Owned {
+			t.Fatalf("claim %d: %+v %v", i, c, err)
+		}
+		least = min(least, proxy.Sent()-before)
+	}
+	if least != 1 {
+		t.Fatalf("claiming a key: %d round trips, want 1", least)
+	}
+}
