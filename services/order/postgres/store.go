@@ -218,25 +218,6 @@ func (s *Store) Place(ctx context.Context, p orders.Placement) error {
 	})
 }
 
-type orderRow struct {
-	ID         string
-	UserID     int64
-	Status     string
-	TotalCents int64
-	CreatedAt  time.Time
-}
-
-func (orderRow) TableName() string { return "orders" }
-
-type itemRow struct {
-	OrderID    string
-	ProductID  int64
-	Quantity   int
-	PriceCents int64
-}
-
-func (itemRow) TableName() string { return "order_items" }
-
 type tx struct {
 	g       *gorm.DB
 	subject string
@@ -289,7 +270,7 @@ func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
 	var found []orders.Order
 	err := s.db.Do(ctx, func(g *gorm.DB) error {
 		var err error
-		found, err = load(g.Where("id = ?", id), 1)
+		found, err = load(g, "id = @id", map[string]any{"id": id}, 1)
 		return err
 	})
 	if err != nil {
@@ -305,12 +286,13 @@ func (s *Store) Order(ctx context.Context, id string) (orders.Order, error) {
 func (s *Store) List(ctx context.Context, userID int64, before *orders.ListCursor, limit int) ([]orders.Order, error) {
 	var found []orders.Order
 	err := s.db.Do(ctx, func(g *gorm.DB) error {
-		q := g.Where("user_id = ?", userID)
+		where, args := "user_id = @user_id", map[string]any{"user_id": userID}
 		if before != nil {
-			q = q.Where("(created_at, id) < (?, ?)", before.CreatedAt, before.ID)
+			where += " AND (created_at, id) < (@created_at, @id)"
+			args["created_at"], args["id"] = before.CreatedAt, before.ID
 		}
 		var err error
-		found, err = load(q, limit)
+		found, err = load(g, where, args, limit)
 		return err
 	})
 	if err != nil {
@@ -319,29 +301,35 @@ func (s *Store) List(ctx context.Context, userID int64, before *orders.ListCurso
 	return found, nil
 }
 
-func load(q *gorm.DB, limit int) ([]orders.Order, error) {
-	var rows []orderRow
-	if err := q.Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error; err != nil {
+// load reads the orders where selects (a condition on orders, written here,
+// its values named in args), newest first, at most limit, with their lines:
+// one statement, one round trip.
+func load(g *gorm.DB, where string, args map[string]any, limit int) ([]orders.Order, error) {
+	var rows []struct {
+		ID         string
+		UserID     int64
+		Status     string
+		TotalCents int64
+		CreatedAt  time.Time
+		ProductID  int64
+		Quantity   int
+		PriceCents int64
+	}
+	args["limit"] = limit
+	err := g.Raw(`SELECT o.id, o.user_id, o.status, o.total_cents, o.created_at, i.product_id, i.quantity, i.price_cents
+		FROM (SELECT * FROM orders WHERE `+where+` ORDER BY created_at DESC, id DESC LIMIT @limit) AS o
+		JOIN order_items i ON i.order_id = o.id
+		ORDER BY o.created_at DESC, o.id DESC, i.product_id`, args).Scan(&rows).Error
+	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	var items []itemRow
-	if err := q.Session(&gorm.Session{NewDB: true}).Where("order_id IN ?", ids).Order("product_id").Find(&items).Error; err != nil {
-		return nil, err
-	}
-	byOrder := map[string][]orders.Item{}
-	for _, it := range items {
-		byOrder[it.OrderID] = append(byOrder[it.OrderID], orders.Item{ProductID: it.ProductID, Quantity: it.Quantity, PriceCents: it.PriceCents})
-	}
-	out := make([]orders.Order, len(rows))
-	for i, r := range rows {
-		out[i] = orders.Order{ID: r.ID, UserID: r.UserID, Status: r.Status, TotalCents: r.TotalCents, Items: byOrder[r.ID], CreatedAt: r.CreatedAt.UTC()}
+	var out []orders.Order
+	for _, r := range rows {
+		if len(out) == 0 || out[len(out)-1].ID != r.ID {
+			out = append(out, orders.Order{ID: r.ID, UserID: r.UserID, Status: r.Status, TotalCents: r.TotalCents, CreatedAt: r.CreatedAt.UTC()})
+		}
+		o := &out[len(out)-1]
+		o.Items = append(o.Items, orders.Item{ProductID: r.ProductID, Quantity: r.Quantity, PriceCents: r.PriceCents})
 	}
 	return out, nil
 }

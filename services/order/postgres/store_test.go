@@ -170,71 +170,91 @@ func TestPlaceWritesAllOrNothing(t *testing.T) {
 	expect("placed without an event", 2, 0, 1)
 }
 
-// Sent whole, an order's transaction is two round trips to Postgres (the
-// batch, then the commit); sent one statement at a time, as InTx does, seven.
-// Under a slow database a connection is held for each of them.
-func TestPlaceIsTwoRoundTrips(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
-	s := openStore(t, 1, proxy) // one connection: every statement on it
-	if err := s.SetStock(ctx, 1, 100); err != nil {
-		t.Fatal(err)
-	}
-	whole := func(p orders.Placement) error { return s.Place(ctx, p) }
-	oneByOne := func(p orders.Placement) error {
-		return s.InTx(ctx, func(ctx context.Context, tx orders.Tx) error {
-			if err := tx.InsertOrder(ctx, p.Order); err != nil {
-				return err
-			}
-			if err := tx.SaveReply(ctx, 7, p.Key, p.Claim, p.Reply); err != nil {
-				return err
-			}
-			if err := tx.AppendOutbox(ctx, *p.Event); err != nil {
-				return err
-			}
-			return tx.Decrement(ctx, 1, 1)
-		})
-	}
-	// The fewest sends of three tries: the first prepares the statements on
-	// the connection, and database/sql may ping one it has not used for a
-	// second before it hands it out.
-	fewest := func(name string, place func(orders.Placement) error) int64 {
-		least := int64(1 << 62)
-		for i := range 3 {
-			p := placement(t, s, fmt.Sprintf("%s-%d", name, i), orders.Item{ProductID: 1, Quantity: 1})
-			before := proxy.Sent()
-			if err := place(p); err != nil {
-				t.Fatal(err)
-			}
-			least = min(least, proxy.Sent()-before)
-		}
-		return least
-	}
-	w, o := fewest("whole", whole), fewest("one-by-one", oneByOne)
-	t.Logf("round trips: %d sent whole, %d one statement at a time", w, o)
-	if w != 2 || o != 7 {
-		t.Fatalf("round trips: %d sent whole, %d one by one; want 2 and 7", w, o)
-	}
-}
-
-// Claiming a new key, or taking over an expired one, is one statement: one
-// round trip, before the order's two.
-func TestClaimingAKeyIsOneRoundTrip(t *testing.T) {
+// Under a slow database every round trip holds a connection for its whole
+// length, so each use of the store counts them, at a proxy, with a pool of one
+// connection. An order's transaction sent whole is two (the batch, then the
+// commit); one statement at a time, as InTx sends it, seven.
+func TestRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
 	s := openStore(t, 1, proxy)
-	s.lease = 0 // every claim has lapsed by the next one: each is a takeover
-	least := int64(1 << 62)
-	for i := range 3 {
-		before := proxy.Sent()
-		if c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", i%2), "h"); err != nil || !c.Owned {
-			t.Fatalf("claim %d: %+v %v", i, c, err)
-		}
-		least = min(least, proxy.Sent()-before)
+	if err := s.SetStock(ctx, 1, 100); err != nil {
+		t.Fatal(err)
 	}
-	if least != 1 {
-		t.Fatalf("claiming a key: %d round trips, want 1", least)
+	n := 0
+	key := func() string { n++; return fmt.Sprint("k", n) }
+	var p orders.Placement // set up before each try of the cases that place one
+	newPlacement := func() { p = placement(t, s, key(), orders.Item{ProductID: 1, Quantity: 1}) }
+	for _, c := range []struct {
+		name  string
+		want  int64
+		setUp func()
+		do    func() error
+	}{
+		{"claim a key", 1, nil, func() error {
+			_, err := s.ClaimKey(ctx, 7, key(), "h")
+			return err
+		}},
+		{"take over an expired key", 1, func() {
+			s.lease = -time.Minute // the claim has lapsed as it is made
+			defer func() { s.lease = orders.ClaimLease }()
+			if _, err := s.ClaimKey(ctx, 7, key(), "h"); err != nil {
+				t.Fatal(err)
+			}
+		}, func() error {
+			if c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", n), "h"); err != nil || !c.Owned {
+				return fmt.Errorf("the expired key: %+v %v, want it taken over", c, err)
+			}
+			return nil
+		}},
+		{"place an order, sent whole", 2, newPlacement, func() error { return s.Place(ctx, p) }},
+		{"place an order, one statement at a time", 7, newPlacement, func() error {
+			return s.InTx(ctx, func(ctx context.Context, tx orders.Tx) error {
+				if err := tx.InsertOrder(ctx, p.Order); err != nil {
+					return err
+				}
+				if err := tx.SaveReply(ctx, 7, p.Key, p.Claim, p.Reply); err != nil {
+					return err
+				}
+				if err := tx.AppendOutbox(ctx, *p.Event); err != nil {
+					return err
+				}
+				return tx.Decrement(ctx, 1, 1)
+			})
+		}},
+		{"read an order", 1, nil, func() error {
+			o, err := s.Order(ctx, p.Order.ID)
+			if err == nil && (o.ID != p.Order.ID || o.UserID != 7 || len(o.Items) != 1 || o.Items[0].ProductID != 1) {
+				err = fmt.Errorf("read %+v, want %+v", o, *p.Order)
+			}
+			return err
+		}},
+		{"list orders", 1, nil, func() error {
+			list, err := s.List(ctx, 7, nil, 3)
+			if err == nil && (len(list) != 3 || list[0].ID != p.Order.ID || len(list[2].Items) != 1) {
+				err = fmt.Errorf("listed %+v, want the newest three, %s first", list, p.Order.ID)
+			}
+			return err
+		}},
+	} {
+		// The fewest sends of three tries: the first prepares the statements
+		// on the connection, and database/sql pings one it has not used for
+		// a second before it hands it out.
+		least := int64(1 << 62)
+		for range 3 {
+			if c.setUp != nil {
+				c.setUp()
+			}
+			before := proxy.Sent()
+			if err := c.do(); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			least = min(least, proxy.Sent()-before)
+		}
+		t.Logf("%s: %d round trips", c.name, least)
+		if least != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, least, c.want)
+		}
 	}
 }
