@@ -137,14 +137,19 @@ type Claim struct {
 	Owned  bool   // this request is the first: go ahead
 	ID     string // names an owned claim: only it can answer for the key, or release it
 	Replay *Reply // a finished request's answer, to send again
+	// Stock is the stock of the products ClaimKey was asked about, as it
+	// read them, for the gate to build a counter it lacks without a read of
+	// its own.
+	Stock map[int64]int64
 }
 
 // Store keeps orders, stock, idempotency keys and the outbox.
 type Store interface {
 	// ClaimKey inserts the key, or reports the earlier request's state:
 	// ErrKeyReused for another body, ErrInProgress while it runs. A claim
-	// left in flight past ClaimLease is taken over.
-	ClaimKey(ctx context.Context, userID int64, key, hash string) (Claim, error)
+	// left in flight past ClaimLease is taken over. With products, it reads
+	// their stock too (Claim.Stock), in the same round trip.
+	ClaimKey(ctx context.Context, userID int64, key, hash string, products []int64) (Claim, error)
 	// PeekKey reads the key's state without claiming it (a read: no write,
 	// no commit): a finished request's Replay, ErrKeyReused, ErrInProgress,
 	// or a zero Claim if the key is free.
@@ -202,8 +207,10 @@ type ListCursor struct {
 
 // Gate admits or refuses units of hot stock before the database is touched.
 type Gate interface {
-	// Take reserves every line or none; false means sold out.
-	Take(ctx context.Context, lines []Item) (bool, error)
+	// Take reserves every line or none; false means sold out. A counter
+	// the gate lacks it builds from stock if that holds the product, else
+	// from Postgres.
+	Take(ctx context.Context, lines []Item, stock map[int64]int64) (bool, error)
 	// Give returns reserved units after a failed transaction.
 	Give(ctx context.Context, lines []Item) error
 	// SoldOut reports, without reserving anything, whether the gate knows

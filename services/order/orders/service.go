@@ -68,7 +68,13 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 			return Reply{}, false, ErrSoldOut
 		}
 	}
-	claim, err := s.store.ClaimKey(ctx, userID, key, req.Hash())
+	var counted []int64
+	if s.board.On(fixes.HotRow) {
+		// fix: hot_row — the claim reads the lines' stock in its round
+		// trip, for the gate to build a counter it lacks without another.
+		counted = productIDs(req.Lines())
+	}
+	claim, err := s.store.ClaimKey(ctx, userID, key, req.Hash(), counted)
 	if err != nil {
 		return Reply{}, false, err
 	}
@@ -80,7 +86,7 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 	var ev *events.OrderCreated
 	held := heldKey{key: key, claim: claim.ID}
 	if s.board.On(fixes.HotRow) {
-		ev, err = s.placeGuarded(ctx, o, held, render)
+		ev, err = s.placeGuarded(ctx, o, held, claim.Stock, render)
 	} else {
 		ev, err = s.placeNaive(ctx, o, held, render)
 	}
@@ -147,13 +153,13 @@ func (s *Service) placeNaive(ctx context.Context, o *Order, key heldKey, reply R
 // reach Postgres; the transaction is a handful of short statements, sent
 // together, whose conditional UPDATE is what really decides, so nothing can oversell even if
 // the gate is wrong or gone.
-func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, reply Render) (*events.OrderCreated, error) {
+func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, stock map[int64]int64, reply Render) (*events.OrderCreated, error) {
 	// fix: hot_row — no remote call while a lock or a connection is held.
 	if err := s.lookup(ctx, o); err != nil {
 		return nil, err
 	}
 	// fix: hot_row — the Redis gate refuses what is sold out without Postgres.
-	gated, err := s.gate.Take(ctx, o.Items)
+	gated, err := s.gate.Take(ctx, o.Items, stock)
 	switch {
 	case err != nil:
 		// The gate is an optimisation; without it, Postgres still decides.

@@ -37,15 +37,15 @@ func TestALapsedClaimIsTakenOverAndCannotAnswer(t *testing.T) {
 		})
 	}
 
-	first, err := s.ClaimKey(ctx, 7, "k1", "h")
+	first, err := s.ClaimKey(ctx, 7, "k1", "h", nil)
 	if err != nil || !first.Owned || first.ID == "" {
 		t.Fatalf("first claim: %+v %v", first, err)
 	}
-	if _, err := s.ClaimKey(ctx, 7, "k1", "h"); !errors.Is(err, orders.ErrInProgress) {
+	if _, err := s.ClaimKey(ctx, 7, "k1", "h", nil); !errors.Is(err, orders.ErrInProgress) {
 		t.Fatalf("a retry while the first is in flight: %v, want ErrInProgress", err)
 	}
 	time.Sleep(300 * time.Millisecond) // the first never answered nor released: its lease runs out
-	second, err := s.ClaimKey(ctx, 7, "k1", "h")
+	second, err := s.ClaimKey(ctx, 7, "k1", "h", nil)
 	if err != nil || !second.Owned || second.ID == first.ID {
 		t.Fatalf("a retry past the lease: %+v %v, want the key taken over under a new claim", second, err)
 	}
@@ -55,14 +55,14 @@ func TestALapsedClaimIsTakenOverAndCannotAnswer(t *testing.T) {
 	if err := s.ReleaseKey(ctx, 7, "k1", first.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ClaimKey(ctx, 7, "k1", "h"); !errors.Is(err, orders.ErrInProgress) {
+	if _, err := s.ClaimKey(ctx, 7, "k1", "h", nil); !errors.Is(err, orders.ErrInProgress) {
 		t.Fatalf("after the first released its lapsed claim: %v, want the second's claim still held", err)
 	}
 	if err := answer(second.ID); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // past the lease: an answer lives as long as the key
-	again, err := s.ClaimKey(ctx, 7, "k1", "h")
+	again, err := s.ClaimKey(ctx, 7, "k1", "h", nil)
 	if err != nil || again.Owned || again.Replay == nil || again.Replay.Status != 201 {
 		t.Fatalf("the key after the answer, past the lease: %+v %v, want the answer replayed", again, err)
 	}
@@ -93,7 +93,7 @@ func openStore(t *testing.T, maxOpen int, via *testkit.Proxy) *Store {
 // claim writes, with an event.
 func placement(t *testing.T, s *Store, key string, lines ...orders.Item) orders.Placement {
 	t.Helper()
-	claim, err := s.ClaimKey(context.Background(), 7, key, key)
+	claim, err := s.ClaimKey(context.Background(), 7, key, key, nil)
 	if err != nil || !claim.Owned {
 		t.Fatalf("claim %s: %+v %v", key, claim, err)
 	}
@@ -139,7 +139,7 @@ func TestPlaceWritesAllOrNothing(t *testing.T) {
 	if o, err := s.Order(ctx, first.Order.ID); err != nil || len(o.Items) != 2 {
 		t.Fatalf("the placed order: %+v %v", o, err)
 	}
-	if c, err := s.ClaimKey(ctx, 7, "k1", "k1"); err != nil || c.Replay == nil || c.Replay.Status != 201 {
+	if c, err := s.ClaimKey(ctx, 7, "k1", "k1", nil); err != nil || c.Replay == nil || c.Replay.Status != 201 {
 		t.Fatalf("its key: %+v %v, want the reply to replay", c, err)
 	}
 
@@ -151,7 +151,7 @@ func TestPlaceWritesAllOrNothing(t *testing.T) {
 	if _, err := s.Order(ctx, short.Order.ID); !errors.Is(err, orders.ErrNotFound) {
 		t.Fatalf("the sold-out order: %v, want none", err)
 	}
-	if _, err := s.ClaimKey(ctx, 7, "k2", "k2"); !errors.Is(err, orders.ErrInProgress) {
+	if _, err := s.ClaimKey(ctx, 7, "k2", "k2", nil); !errors.Is(err, orders.ErrInProgress) {
 		t.Fatalf("the sold-out order's key: %v, want still only claimed (no reply saved)", err)
 	}
 
@@ -182,6 +182,10 @@ func TestRoundTrips(t *testing.T) {
 	if err := s.SetStock(ctx, 1, 100); err != nil {
 		t.Fatal(err)
 	}
+	placed := placement(t, s, "placed", orders.Item{ProductID: 1, Quantity: 1})
+	if err := s.Place(ctx, placed); err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	key := func() string { n++; return fmt.Sprint("k", n) }
 	var p orders.Placement // set up before each try of the cases that place one
@@ -192,18 +196,28 @@ func TestRoundTrips(t *testing.T) {
 		setUp func()
 		do    func() error
 	}{
-		{"claim a key", 1, nil, func() error {
-			_, err := s.ClaimKey(ctx, 7, key(), "h")
+		{"claim a key and read the stock", 1, nil, func() error {
+			c, err := s.ClaimKey(ctx, 7, key(), "h", []int64{1})
+			if err == nil && (!c.Owned || c.Stock[1] < 1) {
+				err = fmt.Errorf("claimed %+v, want the key owned and product 1's stock", c)
+			}
+			return err
+		}},
+		{"find an answered key", 1, nil, func() error {
+			c, err := s.ClaimKey(ctx, 7, placed.Key, placed.Key, []int64{1})
+			if err == nil && (c.Owned || c.Replay == nil) {
+				err = fmt.Errorf("claimed %+v, want the placed order's reply", c)
+			}
 			return err
 		}},
 		{"take over an expired key", 1, func() {
 			s.lease = -time.Minute // the claim has lapsed as it is made
 			defer func() { s.lease = orders.ClaimLease }()
-			if _, err := s.ClaimKey(ctx, 7, key(), "h"); err != nil {
+			if _, err := s.ClaimKey(ctx, 7, key(), "h", nil); err != nil {
 				t.Fatal(err)
 			}
 		}, func() error {
-			if c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", n), "h"); err != nil || !c.Owned {
+			if c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", n), "h", nil); err != nil || !c.Owned {
 				return fmt.Errorf("the expired key: %+v %v, want it taken over", c, err)
 			}
 			return nil

@@ -4,6 +4,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -77,12 +78,13 @@ func (g *Gate) SoldOut(ctx context.Context, lines []orders.Item) (bool, error) {
 }
 
 // Take reserves the lines.
-func (g *Gate) Take(ctx context.Context, lines []orders.Item) (bool, error) {
+func (g *Gate) Take(ctx context.Context, lines []orders.Item, known map[int64]int64) (bool, error) {
 	keys := make([]string, len(lines))
 	qty := make([]any, len(lines))
 	for i, l := range lines {
 		keys[i], qty[i] = g.key(l.ProductID), l.Quantity
 	}
+	var built []int64
 	for attempt := 0; attempt < 3; attempt++ {
 		n, err := take.Run(ctx, g.rdb, keys, qty...).Int()
 		if err != nil {
@@ -96,18 +98,23 @@ func (g *Gate) Take(ctx context.Context, lines []orders.Item) (bool, error) {
 			g.hits("sold_out")
 			return false, nil
 		}
-		// Build the missing counter from Postgres. SETNX: if another request
-		// built it meanwhile, theirs stands.
+		// Build the missing counter from Postgres: from the stock the caller
+		// read (once: if the counter vanishes again, that may be stale), or
+		// read now. SETNX: if another request built it meanwhile, theirs
+		// stands.
 		g.hits("rebuilt")
 		missing := lines[-n-1].ProductID
-		stock, err := g.stock.Stock(ctx, []int64{missing})
-		if err != nil {
-			return false, fmt.Errorf("gate: rebuild: %w", err)
+		s, ok := known[missing]
+		if !ok || slices.Contains(built, missing) {
+			stock, err := g.stock.Stock(ctx, []int64{missing})
+			if err != nil {
+				return false, fmt.Errorf("gate: rebuild: %w", err)
+			}
+			if s, ok = stock[missing]; !ok {
+				return false, orders.ErrUnknownProduct
+			}
 		}
-		s, ok := stock[missing]
-		if !ok {
-			return false, orders.ErrUnknownProduct
-		}
+		built = append(built, missing)
 		if err := g.rdb.SetNX(ctx, g.key(missing), s, 0).Err(); err != nil {
 			return false, fmt.Errorf("gate: rebuild: %w", err)
 		}
