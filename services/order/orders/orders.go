@@ -173,7 +173,8 @@ type Store interface {
 	Stock(ctx context.Context, productIDs []int64) (map[int64]int64, error)
 }
 
-// Tx is what an order's transaction can do.
+// Tx is what an order's transaction can do one statement at a time (InTx):
+// the naive path's.
 type Tx interface {
 	// LockStock reads stock with SELECT ... FOR UPDATE: the rows stay
 	// locked until the transaction ends.

@@ -151,8 +151,8 @@ func (s *Service) placeNaive(ctx context.Context, o *Order, key heldKey, reply R
 // placeGuarded is the fixed path. Everything slow happens before the
 // transaction; hot stock is gated in Redis so that sold-out requests never
 // reach Postgres; the transaction is a handful of short statements, sent
-// together, whose conditional UPDATE is what really decides, so nothing can oversell even if
-// the gate is wrong or gone.
+// together, whose conditional UPDATE is what really decides, so nothing can
+// oversell even if the gate is wrong or gone.
 func (s *Service) placeGuarded(ctx context.Context, o *Order, key heldKey, stock map[int64]int64, reply Render) (*events.OrderCreated, error) {
 	// fix: hot_row — no remote call while a lock or a connection is held.
 	if err := s.lookup(ctx, o); err != nil {

@@ -217,10 +217,11 @@ func TestRoundTrips(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, func() error {
-			if c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", n), "h", nil); err != nil || !c.Owned {
-				return fmt.Errorf("the expired key: %+v %v, want it taken over", c, err)
+			c, err := s.ClaimKey(ctx, 7, fmt.Sprint("k", n), "h", nil)
+			if err == nil && !c.Owned {
+				err = fmt.Errorf("the expired key: %+v, want it taken over", c)
 			}
-			return nil
+			return err
 		}},
 		{"place an order, sent whole", 2, newPlacement, func() error { return s.Place(ctx, p) }},
 		{"place an order, one statement at a time", 7, newPlacement, func() error {
