@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/stampede-shop/stampede/pkg/config"
@@ -340,5 +341,46 @@ func TestTheDoorLeavesTheDatabasesTimeToTheGate(t *testing.T) {
 		if !tt.shrink && got < 10 {
 			t.Errorf("%s: limit %d, want it kept: the query's time is the gate's", tt.set, got)
 		}
+	}
+}
+
+// Pgx hands out pgx's own connection under Do's rules: the pool's gate, the
+// statement_timeout and the errors' names; and gives it back.
+func TestPgxIsDoWithPgxsConnection(t *testing.T) {
+	t.Parallel()
+	d := open(t, testkit.Database(t), fixes.Resilient, 1)
+	ctx := context.Background()
+
+	var got []int
+	err := d.Pgx(ctx, func(conn *pgx.Conn) error {
+		b := &pgx.Batch{}
+		for i := range 3 {
+			b.Queue("SELECT $1::int", i).QueryRow(func(row pgx.Row) error {
+				var n int
+				err := row.Scan(&n)
+				got = append(got, n)
+				return err
+			})
+		}
+		return conn.SendBatch(ctx, b).Close()
+	})
+	if err != nil || len(got) != 3 || got[2] != 2 {
+		t.Fatalf("a batch: %v %v, want [0 1 2]", got, err)
+	}
+
+	err = d.Pgx(ctx, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SELECT pg_sleep(2)")
+		return err
+	})
+	var te *db.TimeoutError
+	if !errors.As(err, &te) {
+		t.Fatalf("past statement_timeout: %T %v, want a TimeoutError (503)", err, err)
+	}
+
+	release := holdAll(t, d, 1) // the one connection went back each time: it can be held
+	defer release()
+	var pt *db.PoolTimeout
+	if err := d.Pgx(ctx, func(*pgx.Conn) error { return nil }); !errors.As(err, &pt) {
+		t.Fatalf("a full pool: %v, want *db.PoolTimeout", err)
 	}
 }
