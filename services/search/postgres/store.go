@@ -89,7 +89,14 @@ type hitRow struct {
 func (s *Store) Search(ctx context.Context, mode products.Mode, q products.Query, after *products.Cursor, limit int) ([]products.Hit, error) {
 	sql, args := searchSQL(mode, q, after, limit)
 	var rows []hitRow
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+	// One statement needs no transaction: a transaction is two more round
+	// trips (BEGIN, COMMIT), each holding the connection. Only a typo's
+	// search takes one, for its SET LOCAL.
+	run := s.db.Do
+	if mode == products.ModeTrigram {
+		run = s.db.Tx
+	}
+	err := run(ctx, func(tx *gorm.DB) error {
 		if mode == products.ModeTrigram {
 			// Local to this transaction: the threshold the <% operator uses.
 			if err := tx.Exec(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold).Error; err != nil {

@@ -21,12 +21,23 @@ import (
 
 func seededStore(t testing.TB, n int) (*Store, *db.DB) {
 	t.Helper()
+	return seededStoreVia(t, n, nil)
+}
+
+// seededStoreVia is seededStore reaching Postgres through the proxy.
+func seededStoreVia(t testing.TB, n int, via *testkit.Proxy) (*Store, *db.DB) {
+	t.Helper()
 	url := testkit.Database(t)
 	ctx := context.Background()
 	if err := db.Migrate(ctx, url, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
-	d, err := db.Open(url, config.DB{MaxOpen: 4, MaxIdle: 4, AcquireTimeout: time.Second, StatementTimeout: 5 * time.Second}, nil)
+	maxOpen := 4
+	if via != nil {
+		url = strings.Replace(url, "127.0.0.1:5432", via.Addr, 1)
+		maxOpen = 1 // one connection, so each statement is counted on a warm one
+	}
+	d, err := db.Open(url, config.DB{MaxOpen: maxOpen, MaxIdle: maxOpen, AcquireTimeout: time.Second, StatementTimeout: 5 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +87,55 @@ func TestSearchUsesTheIndexes(t *testing.T) {
 		}
 		if strings.Contains(plan, `"Node Type": "Seq Scan"`) {
 			t.Errorf("%s search scans the whole table:\n%s", mode, plan)
+		}
+	}
+}
+
+// Under a slow database every round trip holds a connection for its whole
+// length: counted at a proxy, a search or a product read is one; a typo's
+// search, which sets its threshold for its own transaction, four.
+func TestRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
+	s, _ := seededStoreVia(t, 50, proxy)
+	word := strings.Fields(catalog.Generate(1)[0].Name)[0]
+	for _, c := range []struct {
+		name string
+		want int64
+		do   func() (int, error)
+	}{
+		{"a page of the catalog", 1, func() (int, error) {
+			hits, err := s.Search(ctx, products.ModeList, products.Query{}, nil, 10)
+			return len(hits), err
+		}},
+		{"a search", 1, func() (int, error) {
+			hits, err := s.Search(ctx, products.ModeText, products.Query{Text: word}, nil, 10)
+			return len(hits), err
+		}},
+		{"a typo's search", 4, func() (int, error) {
+			hits, err := s.Search(ctx, products.ModeTrigram, products.Query{Text: word[:len(word)-1]}, nil, 10)
+			return len(hits), err
+		}},
+		{"a product", 1, func() (int, error) {
+			_, err := s.Product(ctx, catalog.HotProductID)
+			return 1, err
+		}},
+	} {
+		// The fewest sends of three tries: database/sql pings a connection
+		// it has not used for a second before it hands it out.
+		least := int64(1 << 62)
+		for range 3 {
+			before := proxy.Sent()
+			found, err := c.do()
+			if err != nil || found == 0 {
+				t.Fatalf("%s: %d found, %v", c.name, found, err)
+			}
+			least = min(least, proxy.Sent()-before)
+		}
+		t.Logf("%s: %d round trips", c.name, least)
+		if least != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, least, c.want)
 		}
 	}
 }
