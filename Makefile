@@ -42,8 +42,9 @@ fuzz: ## run every fuzz target (func Fuzz...) for FUZZTIME each, 1m by default: 
 		done; \
 	done
 
-bench: ## the resilience benchmarks and the side-by-side with failsafe-go and go-zero
+bench: ## the resilience benchmarks, the side-by-side with failsafe-go and go-zero, an order's round trips
 	$(GO) test -run XXX -bench . -benchmem ./pkg/resilience/
+	$(GO) test -run XXX -bench Place -benchmem ./services/order/postgres/
 	$(GO) test -count=1 -v -run SideBySide ./loadtest/limiters/
 
 build: ## build the service binaries into bin/

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP proxy a test can cut: while it is down, connections are
@@ -18,6 +19,7 @@ type Proxy struct {
 	up     atomic.Bool
 	ln     net.Listener
 	sent   atomic.Int64
+	delay  atomic.Int64 // time.Duration
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -76,7 +78,7 @@ func (p *Proxy) serve() {
 		}
 		p.track(in)
 		p.track(out)
-		go func() { _, _ = io.Copy(out, &counting{in, &p.sent}); out.Close() }()
+		go func() { _, _ = io.Copy(out, &fromClient{in, p}); out.Close() }()
 		go func() { _, _ = io.Copy(in, out); in.Close() }()
 	}
 }
@@ -86,16 +88,21 @@ func (p *Proxy) serve() {
 // (one message, or a pipeline of them written at once).
 func (p *Proxy) Sent() int64 { return p.sent.Load() }
 
-// counting counts the reads that returned something.
-type counting struct {
+// SetDelay holds everything clients send for d before forwarding it: every
+// round trip a client starts takes d longer, as with a far or slow server.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// fromClient reads what a client sends, counting it and holding it back.
+type fromClient struct {
 	r io.Reader
-	n *atomic.Int64
+	p *Proxy
 }
 
-func (c *counting) Read(b []byte) (int, error) {
+func (c *fromClient) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	if n > 0 {
-		c.n.Add(1)
+		c.p.sent.Add(1)
+		time.Sleep(time.Duration(c.p.delay.Load()))
 	}
 	return n, err
 }
