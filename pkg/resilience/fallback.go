@@ -159,6 +159,20 @@ func (f *Fallback[T]) loadAndKeepSafely(ctx context.Context, key string, ticket 
 	return f.loadAndKeep(ctx, key, ticket, load)
 }
 
+// Keep caches v, a value the caller has in hand, as key's fresh copy and its
+// last good one, as a load would: for a value just written that never
+// changes, whose first read then needs no load and which is there to serve
+// stale even if it was never read. Best effort, as a load's writes are. With
+// the cache_fallback fix off there is no cache: nothing is kept.
+func (f *Fallback[T]) Keep(ctx context.Context, key string, v T) {
+	if !f.board.On(fixes.CacheFallback) {
+		return
+	}
+	// fix: cache_fallback — written as it is made, not on its first read.
+	_ = f.store.Set(ctx, key, v, f.fresh)
+	_ = f.store.Set(ctx, lastGood(key), v, f.keep)
+}
+
 // Invalidate drops the fresh copy after a write; the last good copy stays,
 // to be served only if the next load fails.
 func (f *Fallback[T]) Invalidate(ctx context.Context, key string) error {

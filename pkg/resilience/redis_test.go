@@ -149,6 +149,42 @@ func testFallbackServesTheLastGoodCopy(t *testing.T, patience time.Duration) {
 	}
 }
 
+// A value kept as it is written is read without a load, and served stale when
+// loads fail, though it was never read; with the fix off nothing is kept.
+func TestFallbackKeepsAValueWithoutALoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	failing := func(context.Context) (order, error) { return order{}, fmt.Errorf("query: %w", errDown) }
+	for _, c := range []struct {
+		fixes string
+		kept  bool
+	}{
+		{"resilient", true},
+		{"resilient,-cache_fallback", false},
+	} {
+		set, err := fixes.Parse(c.fixes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb, prefix := testkit.Redis(t)
+		board := fixes.NewBoard(set, quiet)
+		f := resilience.NewFallback[order](cache.NewStore(rdb, prefix), time.Minute, time.Hour, board, nil)
+		f.Keep(ctx, "order:o1", order{ID: "o1", Status: "created"})
+		loads := 0
+		v, stale, err := f.Get(ctx, "order:o1", func(context.Context) (order, error) { loads++; return order{ID: "o1"}, nil })
+		if got := loads == 0 && v.Status == "created" && !stale && err == nil; got != c.kept {
+			t.Fatalf("%v: read after Keep: %+v stale=%v err=%v loads=%d; want it from the cache = %v", c.fixes, v, stale, err, loads, c.kept)
+		}
+		if !c.kept {
+			continue
+		}
+		_ = f.Invalidate(ctx, "order:o1")
+		if v, stale, err := f.Get(ctx, "order:o1", failing); err != nil || !stale || v.ID != "o1" {
+			t.Fatalf("the database down: %+v stale=%v err=%v, want the kept copy, stale", v, stale, err)
+		}
+	}
+}
+
 // With a patience, a slow load is not waited for when a last good copy can
 // answer instead: the copy comes back stale at once, while the load finishes
 // in the background (not cut: under a slow database a cut query costs its

@@ -138,7 +138,9 @@ func TestOutboxDeliversEveryEventAfterNATSReturns(t *testing.T) {
 }
 
 // Postgres goes away: an order read before is still served to its owner,
-// marked stale, and still to nobody else; one never read gets a fast 503.
+// marked stale, and still to nobody else; so is one placed and never read
+// (its copy was kept as it was placed); one the cache does not hold gets a
+// fast 503.
 func TestPostgresDownServesStaleOrders(t *testing.T) {
 	t.Parallel()
 	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
@@ -146,14 +148,18 @@ func TestPostgresDownServesStaleOrders(t *testing.T) {
 		env["DATABASE_URL"] = strings.Replace(env["DATABASE_URL"], "127.0.0.1:5432", proxy.Addr, 1)
 	})
 	owner := token(t, 11)
+	other := `{"items":[{"product_id":2,"quantity":1}]}`
 	read := place(t, in, owner, "read-before", oneHot).Body["id"].(string)
-	unread := place(t, in, owner, "never-read", `{"items":[{"product_id":2,"quantity":1}]}`).Body["id"].(string)
+	unread := place(t, in, owner, "never-read", other).Body["id"].(string)
+	lost := place(t, in, owner, "lost", other).Body["id"].(string)
 	if r := in.Do(t, "GET", "/v1/orders/"+read, owner, ""); r.Status != 200 || r.Body["stale"] != nil {
 		t.Fatalf("before the outage: %d %s", r.Status, r.Raw)
 	}
 
 	proxy.SetUp(false)
-	dropFreshCopies(t, in.Env["REDIS_KEY_PREFIX"]) // as if they had expired during the outage
+	prefix := in.Env["REDIS_KEY_PREFIX"]
+	dropCopies(t, prefix+"order:*", false)        // as if they had expired during the outage
+	dropCopies(t, prefix+"order:"+lost+"*", true) // as if Redis had lost them
 
 	r := in.Do(t, "GET", "/v1/orders/"+read, owner, "")
 	if r.Status != 200 || r.Body["stale"] != true || r.Body["id"] != read {
@@ -163,19 +169,25 @@ func TestPostgresDownServesStaleOrders(t *testing.T) {
 		t.Fatalf("a stale copy must still be owner-only: %d %s", r.Status, r.Raw)
 	}
 	r = in.Do(t, "GET", "/v1/orders/"+unread, owner, "")
+	if r.Status != 200 || r.Body["stale"] != true || r.Body["id"] != unread {
+		t.Fatalf("placed, never read: %d %s, want 200 with \"stale\": true", r.Status, r.Raw)
+	}
+	r = in.Do(t, "GET", "/v1/orders/"+lost, owner, "")
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
-		t.Fatalf("never read: %d %s, want 503 with Retry-After", r.Status, r.Raw)
+		t.Fatalf("not in the cache: %d %s, want 503 with Retry-After", r.Status, r.Raw)
 	}
 }
 
-func dropFreshCopies(t *testing.T, prefix string) {
+// dropCopies deletes the cache's keys that match pattern: the fresh copies
+// only, or the last good ones too.
+func dropCopies(t *testing.T, pattern string, lastGoodToo bool) {
 	t.Helper()
 	opts, _ := goredis.ParseURL(testkit.RedisURL())
 	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
-	keys, _ := rdb.Keys(context.Background(), prefix+"order:*").Result()
+	keys, _ := rdb.Keys(context.Background(), pattern).Result()
 	for _, k := range keys {
-		if !strings.HasSuffix(k, ":last-good") {
+		if lastGoodToo || !strings.HasSuffix(k, ":last-good") {
 			rdb.Del(context.Background(), k)
 		}
 	}

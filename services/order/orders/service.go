@@ -81,7 +81,9 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 	if claim.Replay != nil {
 		return *claim.Replay, true, nil
 	}
-	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: req.Lines(), CreatedAt: s.now().UTC()}
+	// Postgres keeps microseconds: the reply, the cached copy and a read from
+	// Postgres all show the same time.
+	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: req.Lines(), CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
 
 	var ev *events.OrderCreated
 	held := heldKey{key: key, claim: claim.ID}
@@ -109,8 +111,13 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 			s.log.ErrorContext(ctx, "order.created lost: publish after commit failed", "order_id", o.ID, "error", err)
 		}
 	}
+	// An order never changes: its copy is cached as it is placed, so its
+	// owner's first read needs no database, and finds it during an outage.
+	s.cached.Keep(ctx, orderKey(o.ID), owned{Order: *o, Owner: userID})
 	return render(o), false, nil
 }
+
+func orderKey(id string) string { return "order:" + id }
 
 // placeNaive is the flash-sale path as it is usually first written, and as it
 // took the shop down: one transaction locks the product rows, then calls the
@@ -240,7 +247,7 @@ func (s *Service) Get(ctx context.Context, userID int64, id string) (o Order, st
 		return Order{}, false, ErrNotFound
 	}
 	id = u.String()
-	got, stale, err := s.cached.Get(ctx, "order:"+id, func(ctx context.Context) (owned, error) {
+	got, stale, err := s.cached.Get(ctx, orderKey(id), func(ctx context.Context) (owned, error) {
 		return s.reads.Do(ctx, func(ctx context.Context) (owned, error) {
 			o, err := s.store.Order(ctx, id)
 			if errors.Is(err, ErrNotFound) {
