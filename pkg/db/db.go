@@ -103,7 +103,10 @@ func (d *DB) Do(ctx context.Context, fn func(tx *gorm.DB) error) error {
 
 // Pgx is Do with the connection as pgx's own rather than GORM's, for what
 // database/sql cannot express: above all a pgx.Batch, several statements sent
-// in one round trip. The gate, the timeouts and the errors are Do's.
+// in one round trip. The gate, the timeouts and the errors are Do's. A
+// connection fn leaves inside a transaction is closed, not handed back to the
+// pool: the transaction's locks would stay held, and the next caller would
+// run in it.
 func (d *DB) Pgx(ctx context.Context, fn func(conn *pgx.Conn) error) error {
 	return d.run(ctx, func() error {
 		conn, err := d.sql.Conn(ctx)
@@ -111,7 +114,16 @@ func (d *DB) Pgx(ctx context.Context, fn func(conn *pgx.Conn) error) error {
 			return err
 		}
 		defer conn.Close()
-		return conn.Raw(func(driverConn any) error { return fn(driverConn.(*stdlib.Conn).Conn()) })
+		return conn.Raw(func(driverConn any) error {
+			c := driverConn.(*stdlib.Conn).Conn()
+			err := fn(c)
+			if !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				defer cancel()
+				_ = c.Close(cctx) // database/sql drops it on its next use
+			}
+			return err
+		})
 	})
 }
 

@@ -348,7 +348,8 @@ func TestTheDoorLeavesTheDatabasesTimeToTheGate(t *testing.T) {
 // statement_timeout and the errors' names; and gives it back.
 func TestPgxIsDoWithPgxsConnection(t *testing.T) {
 	t.Parallel()
-	d := open(t, testkit.Database(t), fixes.Resilient, 1)
+	url := testkit.Database(t)
+	d := open(t, url, fixes.Resilient, 1)
 	ctx := context.Background()
 
 	var got []int
@@ -375,6 +376,31 @@ func TestPgxIsDoWithPgxsConnection(t *testing.T) {
 	var te *db.TimeoutError
 	if !errors.As(err, &te) {
 		t.Fatalf("past statement_timeout: %T %v, want a TimeoutError (503)", err, err)
+	}
+
+	// A connection left inside a transaction is closed, not kept idle in
+	// the pool with what the transaction holds (here a lock).
+	err = d.Pgx(ctx, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "BEGIN; SELECT pg_advisory_xact_lock(42)")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, url, fixes.Resilient, 1)
+	free := false
+	for try := 0; try < 20 && !free; try++ { // the server lets go as the connection closes
+		if try > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err := other.Do(ctx, func(g *gorm.DB) error {
+			return g.Raw("SELECT pg_try_advisory_xact_lock(42)").Row().Scan(&free)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !free {
+		t.Fatal("a transaction left open by Pgx still holds its lock: its connection sits in the pool")
 	}
 
 	release := holdAll(t, d, 1) // the one connection went back each time: it can be held

@@ -133,15 +133,32 @@ func (s *Store) Place(ctx context.Context, p orders.Placement) error {
 		case short:
 			err = orders.ErrSoldOut
 		}
-		end := "COMMIT"
-		if err != nil {
-			end = "ROLLBACK"
-		}
-		if _, endErr := conn.Exec(ctx, end); err == nil {
-			err = endErr
-		}
-		return err
+		return endTx(ctx, conn, err)
 	})
+}
+
+// endTx ends the transaction open on conn: COMMIT if err is nil and the
+// request still has time, else ROLLBACK. The rollback gets a moment of its
+// own: pgx sends nothing on a context already done, and a connection handed
+// back to the pool inside a transaction would keep its locks (the hot row's)
+// and lend its transaction to whoever took it next. If it cannot be rolled
+// back, the connection is closed instead.
+func endTx(ctx context.Context, conn *pgx.Conn, err error) error {
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		_, err = conn.Exec(ctx, "COMMIT")
+		if err == nil || conn.IsClosed() {
+			return err // closed mid-COMMIT: pgx cut it, and Postgres decides alone
+		}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+		_ = conn.Close(rctx)
+	}
+	return err
 }
 
 type tx struct {

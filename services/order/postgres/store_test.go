@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
@@ -316,5 +317,43 @@ func BenchmarkPlace(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// A request whose time runs out between its batch and the commit leaves no
+// transaction open: its connection does not go back to the pool inside it,
+// holding the hot row's lock. (pgx sends nothing on a context already done.)
+func TestATransactionOutOfTimeIsRolledBack(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, 2, nil)
+	bg := context.Background()
+	if err := s.SetStock(bg, 1, 5); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	err := s.db.Pgx(bg, func(conn *pgx.Conn) error {
+		for _, sql := range []string{"BEGIN", "UPDATE inventory SET stock = stock - 1 WHERE product_id = 1"} {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				return err
+			}
+		}
+		cancel() // the request's time is up before its COMMIT
+		if err := endTx(ctx, conn, nil); !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("ending it: %w, want the request's cancellation", err)
+		}
+		if status := conn.PgConn().TxStatus(); status != 'I' {
+			return fmt.Errorf("the connection goes back to the pool in transaction status %q, want 'I'", status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The row is free (lock_timeout is a second) and its stock untouched.
+	if got, err := s.Stock(bg, []int64{1}); err != nil || got[1] != 5 {
+		t.Fatalf("stock %v %v, want 5: the decrement rolled back", got, err)
+	}
+	if err := s.SetStock(bg, 1, 6); err != nil {
+		t.Fatalf("the row after: %v, want it unlocked", err)
 	}
 }
