@@ -140,9 +140,8 @@ func (s *Store) Place(ctx context.Context, p orders.Placement) error {
 // endTx ends the transaction open on conn: COMMIT if err is nil and the
 // request still has time, else ROLLBACK. The rollback gets a moment of its
 // own: pgx sends nothing on a context already done, and a connection handed
-// back to the pool inside a transaction would keep its locks (the hot row's)
-// and lend its transaction to whoever took it next. If it cannot be rolled
-// back, the connection is closed instead.
+// back to the pool inside a transaction would keep its locks (the hot row's).
+// If even the rollback fails, db.Pgx closes the connection.
 func endTx(ctx context.Context, conn *pgx.Conn, err error) error {
 	if err == nil {
 		err = ctx.Err()
@@ -155,9 +154,7 @@ func endTx(ctx context.Context, conn *pgx.Conn, err error) error {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
-		_ = conn.Close(rctx)
-	}
+	_, _ = conn.Exec(rctx, "ROLLBACK")
 	return err
 }
 
