@@ -39,6 +39,12 @@ func NewFallback[T any](store *cache.Store, fresh, keep time.Duration, board *fi
 	return &Fallback[T]{store: store, fresh: fresh, keep: keep, board: board, obs: obs}
 }
 
+// ReadPatience is the patience the shop's services give their reads: how long
+// a read that has a last good copy waits for its database before the copy is
+// served instead. Past it, the copy now is worth more than a fresh answer
+// later; and it is far more than a read takes while the database is well.
+const ReadPatience = 100 * time.Millisecond
+
 // WithPatience makes a read wait at most d for its load when a last good copy
 // can answer instead: past it the copy is served, stale, while the load
 // carries on in the background until the first reader's deadline, and its

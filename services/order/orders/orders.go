@@ -54,11 +54,6 @@ const (
 	// (2 s) behind a slow database, on top of the 3 s the request had
 	// already spent: past the replay shoppers' 5 s.
 	ReleaseTimeout = 500 * time.Millisecond
-	// ReadPatience is how long reading an order that has a cached copy waits
-	// for Postgres before the copy is served instead (the read carries on,
-	// and refreshes the cache): the shop's latency objective, the shedder's
-	// target.
-	ReadPatience = 100 * time.Millisecond
 )
 
 // Errors of the domain; the HTTP edge maps them in one place.

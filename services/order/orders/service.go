@@ -42,7 +42,7 @@ func NewService(store Store, gate Gate, users Users, catalog Catalog, pub Publis
 		reads: resilience.NewBreaker[owned](resilience.BreakerSettings{Name: "postgres_reads"}, board, obs),
 		// Orders do not change once placed: a cached copy is never wrong,
 		// and one in hand is not kept waiting for a slow Postgres.
-		cached: resilience.NewFallback[owned](c, 10*time.Minute, 24*time.Hour, board, obs).WithPatience(ReadPatience),
+		cached: resilience.NewFallback[owned](c, 10*time.Minute, 24*time.Hour, board, obs).WithPatience(resilience.ReadPatience),
 	}
 }
 

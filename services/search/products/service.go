@@ -27,11 +27,6 @@ const (
 	ProductTTL = 30 * time.Second
 	PageTTL    = 10 * time.Second
 	KeepTTL    = 24 * time.Hour
-	// ReadPatience is how long a read that has a last good copy waits for
-	// Postgres before the copy is served instead (the read carries on, and
-	// refreshes the cache): the shop's latency objective (the shedder's
-	// target), and far more than a read takes while the database is well.
-	ReadPatience = 100 * time.Millisecond
 )
 
 // Service holds the search service's use cases.
@@ -52,8 +47,8 @@ func NewService(store Store, c *cache.Store, cursors Cursors, board *fixes.Board
 		cursors: cursors,
 		// One breaker for all reads of the one database they share.
 		reads:    resilience.NewBreaker[struct{}](resilience.BreakerSettings{Name: "postgres_reads"}, board, obs),
-		products: resilience.NewFallback[Product](c, ProductTTL, KeepTTL, board, obs).WithPatience(ReadPatience),
-		pages:    resilience.NewFallback[Page](c, PageTTL, KeepTTL, board, obs).WithPatience(ReadPatience),
+		products: resilience.NewFallback[Product](c, ProductTTL, KeepTTL, board, obs).WithPatience(resilience.ReadPatience),
+		pages:    resilience.NewFallback[Page](c, PageTTL, KeepTTL, board, obs).WithPatience(resilience.ReadPatience),
 		cache:    c,
 		log:      log,
 	}
