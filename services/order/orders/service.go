@@ -52,13 +52,15 @@ type Render func(o *Order) Reply
 // Place places an order once per (user, idempotency key): the first request
 // does the work, a repeat gets the first one's reply (replayed = true).
 func (s *Service) Place(ctx context.Context, userID int64, key string, req Request, render Render) (reply Reply, replayed bool, err error) {
+	lines, hash := req.Lines(), req.Hash()
+	var counted []int64
 	if s.board.On(fixes.HotRow) {
 		// fix: hot_row — during a flash sale nearly every request is for
 		// stock that is gone. The gate knows it from Redis; one indexed read
 		// (no write, no commit, no lock) tells whether this key already has
 		// an answer to replay. Nothing else touches Postgres.
-		if out, gerr := s.gate.SoldOut(ctx, req.Lines()); gerr == nil && out {
-			claim, err := s.store.PeekKey(ctx, userID, key, req.Hash())
+		if out, gerr := s.gate.SoldOut(ctx, lines); gerr == nil && out {
+			claim, err := s.store.PeekKey(ctx, userID, key, hash)
 			switch {
 			case err != nil:
 				return Reply{}, false, err
@@ -67,14 +69,11 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 			}
 			return Reply{}, false, ErrSoldOut
 		}
-	}
-	var counted []int64
-	if s.board.On(fixes.HotRow) {
 		// fix: hot_row — the claim reads the lines' stock in its round
 		// trip, for the gate to build a counter it lacks without another.
-		counted = productIDs(req.Lines())
+		counted = productIDs(lines)
 	}
-	claim, err := s.store.ClaimKey(ctx, userID, key, req.Hash(), counted)
+	claim, err := s.store.ClaimKey(ctx, userID, key, hash, counted)
 	if err != nil {
 		return Reply{}, false, err
 	}
@@ -83,7 +82,7 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 	}
 	// Postgres keeps microseconds: the reply, the cached copy and a read from
 	// Postgres all show the same time.
-	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: req.Lines(), CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	o := &Order{ID: uuid.NewString(), UserID: userID, Status: StatusCreated, Items: lines, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
 
 	var ev *events.OrderCreated
 	held := heldKey{key: key, claim: claim.ID}
