@@ -42,9 +42,10 @@ fuzz: ## run every fuzz target (func Fuzz...) for FUZZTIME each, 1m by default: 
 		done; \
 	done
 
-bench: ## the resilience benchmarks, the side-by-side with failsafe-go and go-zero, an order's round trips
+bench: ## the resilience benchmarks, the side-by-side with failsafe-go and go-zero, an order's round trips, the outbox's publishes
 	$(GO) test -run XXX -bench . -benchmem ./pkg/resilience/
 	$(GO) test -run XXX -bench Place -benchmem ./services/order/postgres/
+	$(GO) test -run XXX -bench Publish ./services/order/nats/
 	$(GO) test -count=1 -v -run SideBySide ./loadtest/limiters/
 
 build: ## build the service binaries into bin/

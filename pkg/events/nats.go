@@ -14,6 +14,11 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 )
 
+// AckTimeout bounds the wait for JetStream's acknowledgement of a message
+// published asynchronously: past it, the publish fails (by default it would
+// wait for ever, and so would whoever waits on it).
+const AckTimeout = 2 * time.Second
+
 // Connect dials NATS and keeps reconnecting for ever, logging each change of
 // connection state. It returns at once even when NATS is down: the first
 // connection is retried in the background, and readiness reports it.
@@ -37,7 +42,7 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 	if err != nil {
 		return nil, nil, fmt.Errorf("events: connect: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(AckTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("events: jetstream: %w", err)

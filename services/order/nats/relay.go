@@ -3,6 +3,7 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -87,16 +88,41 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	}
 }
 
-func (r *Relay) publish(ctx context.Context, p postgres.Pending) error {
-	msg := nats.NewMsg(p.Subject)
-	msg.Data = p.Payload
-	for k, v := range p.Headers { // the W3C trace context of the request that placed the order
-		msg.Header.Set(k, v)
+// publish sends the whole batch before it waits, then waits for the broker's
+// acknowledgements together: one wait for the batch where publishing one
+// event at a time waited once per event, holding the outbox's connection and
+// its row locks all along. It returns the rows acknowledged. Should one
+// publish fail while later ones succeed, its event is sent again on the next
+// run, after them: the consumers add up points and units sold, which does not
+// depend on the order the events come in.
+func (r *Relay) publish(ctx context.Context, batch []postgres.Pending) (acked []int64, err error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	for _, p := range batch {
+		msg := nats.NewMsg(p.Subject)
+		msg.Data = p.Payload
+		for k, v := range p.Headers { // the W3C trace context of the request that placed the order
+			msg.Header.Set(k, v)
+		}
+		f, perr := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(p.EventID))
+		if perr != nil {
+			err = perr // too many unacknowledged, or no connection: the rest waits
+			break
+		}
+		futures = append(futures, f)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(p.EventID))
-	return err
+	// No wait is for ever: the JetStream context fails an acknowledgement
+	// that takes longer than events.AckTimeout.
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			acked = append(acked, batch[i].ID)
+		case ferr := <-f.Err():
+			err = cmp.Or(err, ferr)
+		case <-ctx.Done():
+			return acked, ctx.Err()
+		}
+	}
+	return acked, err
 }
 
 func (r *Relay) report(ctx context.Context) {

@@ -2,9 +2,9 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -14,48 +14,52 @@ type Pending struct {
 	EventID string
 	Subject string
 	Payload []byte
-	Headers map[string]string
+	Headers map[string]string // the W3C trace context of the request that placed the order
 }
 
-// Publish sends one pending event; it must return only once the broker has
-// acknowledged it.
-type Publish func(ctx context.Context, p Pending) error
+// Publish sends a batch of pending events and returns the IDs of those the
+// broker acknowledged; an error says why the others were not.
+type Publish func(ctx context.Context, batch []Pending) (acked []int64, err error)
+
+// The relay's statements: claim the oldest unsent rows, skipping those
+// another relay holds, then mark the published ones sent.
+const (
+	claimOutboxSQL = `SELECT id, event_id, subject, payload, headers FROM outbox WHERE sent_at IS NULL
+		ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`
+	markSentSQL = `UPDATE outbox SET sent_at = now() WHERE id = ANY($1)`
+)
 
 // RelayBatch claims up to limit unsent rows with FOR UPDATE SKIP LOCKED —
 // several replicas relay side by side without waiting on, or sending, each
-// other's rows — publishes them in order, and marks the published ones sent
-// in the same transaction. A crash after a publish and before the commit
-// sends that event again on the next run; the Nats-Msg-Id de-duplication and
-// the consumers' idempotency absorb it.
+// other's rows — publishes them, and marks those the broker acknowledged
+// sent, in the same transaction. Two round trips to Postgres whatever the
+// batch's size: BEGIN with the claim, then the mark with the COMMIT. A crash
+// after a publish and before the commit sends that event again on the next
+// run; the Nats-Msg-Id de-duplication and the consumers' idempotency absorb
+// it.
 func (s *Store) RelayBatch(ctx context.Context, limit int, publish Publish) (sent int, err error) {
-	err = s.db.Tx(ctx, func(g *gorm.DB) error {
-		var rows []struct {
-			ID      int64
-			EventID string
-			Subject string
-			Payload []byte
-			Headers []byte
-		}
-		if err := g.Raw(`SELECT id, event_id, subject, payload, headers FROM outbox WHERE sent_at IS NULL
-			ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, limit).Scan(&rows).Error; err != nil {
+	err = s.db.Pgx(ctx, func(conn *pgx.Conn) error {
+		var batch []Pending
+		claim := &pgx.Batch{}
+		claim.Queue("BEGIN")
+		claim.Queue(claimOutboxSQL, limit).Query(func(rows pgx.Rows) (err error) {
+			batch, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Pending])
 			return err
+		})
+		if err := conn.SendBatch(ctx, claim).Close(); err != nil {
+			return endTx(ctx, conn, err)
 		}
-		var done []int64
-		var perr error
-		for _, r := range rows {
-			p := Pending{ID: r.ID, EventID: r.EventID, Subject: r.Subject, Payload: r.Payload}
-			_ = json.Unmarshal(r.Headers, &p.Headers)
-			if perr = publish(ctx, p); perr != nil {
-				break // keep the order: the rest waits for the next run
-			}
-			done = append(done, r.ID)
+		acked, perr := publish(ctx, batch)
+		if len(acked) == 0 {
+			return endTx(ctx, conn, perr) // nothing to mark: COMMIT an empty claim, or ROLLBACK
 		}
-		if len(done) > 0 {
-			if err := g.Exec(`UPDATE outbox SET sent_at = now() WHERE id IN ?`, done).Error; err != nil {
-				return err
-			}
+		mark := &pgx.Batch{}
+		mark.Queue(markSentSQL, acked)
+		mark.Queue("COMMIT")
+		if err := conn.SendBatch(ctx, mark).Close(); err != nil {
+			return endTx(ctx, conn, err)
 		}
-		sent = len(done)
+		sent = len(acked)
 		return perr
 	})
 	return sent, err

@@ -174,7 +174,8 @@ func TestPlaceWritesAllOrNothing(t *testing.T) {
 // Under a slow database every round trip holds a connection for its whole
 // length, so each use of the store counts them, at a proxy, with a pool of one
 // connection. An order's transaction sent whole is two (the batch, then the
-// commit); one statement at a time, as InTx sends it, seven.
+// commit); one statement at a time, as InTx sends it, seven. The outbox relay
+// is two whatever its batch: the claim, then the mark with the commit.
 func TestRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -238,6 +239,27 @@ func TestRoundTrips(t *testing.T) {
 			if err == nil && (len(list) != 3 || list[0].ID != p.Order.ID || len(list[2].Items) != 1) {
 				err = fmt.Errorf("listed %+v, want the newest three, %s first", list, p.Order.ID)
 			}
+			return err
+		}},
+		{"relay a batch of events", 2, func(t testing.TB) { placeEvents(t, s, 3) }, func() error {
+			sent, err := s.RelayBatch(ctx, 100, func(_ context.Context, batch []Pending) (acked []int64, _ error) {
+				for _, p := range batch {
+					acked = append(acked, p.ID)
+				}
+				return acked, nil
+			})
+			if err == nil && sent < 3 {
+				err = fmt.Errorf("relayed %d events, want at least 3", sent)
+			}
+			return err
+		}},
+		{"find the outbox empty", 2, nil, func() error {
+			_, err := s.RelayBatch(ctx, 100, func(_ context.Context, batch []Pending) ([]int64, error) {
+				if len(batch) > 0 {
+					return nil, fmt.Errorf("claimed %d events, want none left", len(batch))
+				}
+				return nil, nil
+			})
 			return err
 		}},
 	} {
