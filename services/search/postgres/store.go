@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -34,10 +35,9 @@ const trigramThreshold = "0.4"
 
 // searchSQL builds the query of one mode. The rank expression is the keyset's
 // first column, so the cursor condition repeats it.
-func searchSQL(mode products.Mode, q products.Query, after *products.Cursor, limit int) (string, []any) {
+func searchSQL(mode products.Mode, q products.Query, after *products.Cursor, limit int) (string, map[string]any) {
 	var rank, from string
 	var where []string
-	var args []any
 	switch mode {
 	case products.ModeText:
 		// An exact name match is what someone typing a product's name wants
@@ -76,8 +76,7 @@ func searchSQL(mode products.Mode, q products.Query, after *products.Cursor, lim
 	}
 	sql += ` ORDER BY rank DESC, id LIMIT @limit`
 	named["limit"] = limit
-	args = append(args, named)
-	return sql, args
+	return sql, named
 }
 
 type hitRow struct {
@@ -85,26 +84,23 @@ type hitRow struct {
 	Rank float32
 }
 
-// Search runs one page of a query.
+// Search runs one page of a query, in one round trip. A typo's search sets
+// the threshold of the trigram operator (<%) first, local to the implicit
+// transaction Postgres runs a pgx batch in: sent with the search, undone at
+// its end. (Set in a transaction of its own, BEGIN, SET LOCAL, the search,
+// COMMIT, it took four round trips, each holding the connection.)
 func (s *Store) Search(ctx context.Context, mode products.Mode, q products.Query, after *products.Cursor, limit int) ([]products.Hit, error) {
-	sql, args := searchSQL(mode, q, after, limit)
+	sql, named := searchSQL(mode, q, after, limit)
 	var rows []hitRow
-	// One statement needs no transaction: a transaction is two more round
-	// trips (BEGIN, COMMIT), each holding the connection. Only a typo's
-	// search takes one, for its SET LOCAL.
-	run := s.db.Do
+	b := &pgx.Batch{}
 	if mode == products.ModeTrigram {
-		run = s.db.Tx
+		b.Queue(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold)
 	}
-	err := run(ctx, func(tx *gorm.DB) error {
-		if mode == products.ModeTrigram {
-			// Local to this transaction: the threshold the <% operator uses.
-			if err := tx.Exec(`SET LOCAL pg_trgm.word_similarity_threshold = ` + trigramThreshold).Error; err != nil {
-				return err
-			}
-		}
-		return tx.Raw(sql, args...).Scan(&rows).Error
+	b.Queue(sql, pgx.NamedArgs(named)).Query(func(r pgx.Rows) (err error) {
+		rows, err = pgx.CollectRows(r, pgx.RowToStructByName[hitRow])
+		return err
 	})
+	err := s.db.Pgx(ctx, func(conn *pgx.Conn) error { return conn.SendBatch(ctx, b).Close() })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: search: %w", err)
 	}
