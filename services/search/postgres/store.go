@@ -129,24 +129,32 @@ func (s *Store) Product(ctx context.Context, id int64) (products.Product, error)
 	return p, nil
 }
 
-// ApplySold adds the items to sold and takes them off in_stock, recording the
-// event in the same transaction so a redelivery changes nothing.
-func (s *Store) ApplySold(ctx context.Context, consumer, eventID string, items []events.Item) (bool, error) {
-	applied := false
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Exec(`INSERT INTO processed_events (consumer, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, consumer, eventID)
-		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error
-		}
-		for _, it := range items {
-			err := tx.Exec(`UPDATE products SET sold = sold + @q, in_stock = GREATEST(in_stock - @q, 0), updated_at = now() WHERE id = @id`,
-				map[string]any{"q": it.Quantity, "id": it.ProductID}).Error
-			if err != nil {
-				return err
-			}
-		}
-		applied = true
-		return nil
+// applySoldSQL records the event and adds its items to sold, taking them off
+// in_stock, in one statement, which Postgres runs atomically: the items only
+// if the event was new. A redelivery, even one running beside the first
+// delivery, waits on the event's unique key and then changes nothing. Lines
+// of the same product are summed first: an UPDATE changes a row once.
+const applySoldSQL = `WITH handled AS (
+		INSERT INTO processed_events (consumer, event_id) VALUES (@consumer, @event_id)
+		ON CONFLICT DO NOTHING RETURNING 1
+	), lines AS (
+		SELECT id, sum(quantity) AS quantity FROM unnest(@ids::bigint[], @quantities::bigint[]) AS l(id, quantity) GROUP BY id
+	), sold AS (
+		UPDATE products p SET sold = p.sold + l.quantity, in_stock = GREATEST(p.in_stock - l.quantity, 0), updated_at = now()
+		FROM lines l WHERE p.id = l.id AND EXISTS (SELECT FROM handled)
+	)
+	SELECT EXISTS (SELECT FROM handled)`
+
+// ApplySold records an event's items as sold, once: one round trip, where a
+// transaction took three and one more per line.
+func (s *Store) ApplySold(ctx context.Context, consumer, eventID string, items []events.Item) (applied bool, err error) {
+	ids, quantities := make([]int64, len(items)), make([]int64, len(items))
+	for i, it := range items {
+		ids[i], quantities[i] = it.ProductID, int64(it.Quantity)
+	}
+	args := pgx.NamedArgs{"consumer": consumer, "event_id": eventID, "ids": ids, "quantities": quantities}
+	err = s.db.Pgx(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, applySoldSQL, args).Scan(&applied)
 	})
 	if err != nil {
 		return false, fmt.Errorf("postgres: apply sold: %w", err)

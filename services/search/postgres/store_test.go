@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/stampede-shop/stampede/pkg/catalog"
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 	"github.com/stampede-shop/stampede/services/search/migrations"
 	"github.com/stampede-shop/stampede/services/search/products"
@@ -92,6 +94,32 @@ func TestSearchUsesTheIndexes(t *testing.T) {
 	}
 }
 
+// An order's event adds its lines to sold and takes them off in_stock once:
+// two lines of one product count twice, a redelivery not at all.
+func TestApplySoldOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := seededStore(t, 50)
+	before, err := s.Product(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := uuid.NewString()
+	lines := []events.Item{{ProductID: 4, Quantity: 2}, {ProductID: 4, Quantity: 3}, {ProductID: 5, Quantity: 1}}
+	for i, want := range []bool{true, false} {
+		if applied, err := s.ApplySold(ctx, "test", ev, lines); err != nil || applied != want {
+			t.Fatalf("delivery %d: applied %v, %v; want %v", i+1, applied, err, want)
+		}
+	}
+	after, err := s.Product(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Sold != before.Sold+5 || after.InStock != max(before.InStock-5, 0) {
+		t.Fatalf("product 4 sold %d, in stock %d; want %d and %d", after.Sold, after.InStock, before.Sold+5, max(before.InStock-5, 0))
+	}
+}
+
 // A typo's search lowers the trigram threshold for itself only: the next
 // statement on the same connection (the pool holds one) sees the default.
 func TestATyposThresholdIsItsOwn(t *testing.T) {
@@ -117,7 +145,7 @@ func TestATyposThresholdIsItsOwn(t *testing.T) {
 
 // Under a slow database every round trip holds a connection for its whole
 // length: counted at a proxy, a search, a typo's search (which sets its
-// threshold first) or a product read is one.
+// threshold first), a product read or an order's event applied is one.
 func TestRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -143,6 +171,13 @@ func TestRoundTrips(t *testing.T) {
 		}},
 		{"a product", 1, func() (int, error) {
 			_, err := s.Product(ctx, catalog.HotProductID)
+			return 1, err
+		}},
+		{"an order's event applied", 1, func() (int, error) {
+			applied, err := s.ApplySold(ctx, "test", uuid.NewString(), []events.Item{{ProductID: 2, Quantity: 1}, {ProductID: 3, Quantity: 1}})
+			if !applied {
+				return 0, err
+			}
 			return 1, err
 		}},
 	} {
