@@ -5,6 +5,7 @@ package nats
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -65,20 +66,48 @@ func (r *Relay) Run(ctx context.Context) {
 		default:
 			wait = idle
 		}
-		select {
-		case <-ctx.Done():
+		if !r.sleep(ctx, wait, err) {
 			return
-		case <-r.nudge:
-		case <-time.After(wait):
 		}
 	}
 }
 
-// Flush relays until the outbox is empty or a publish fails.
+// sleep waits for d, or for a nudge, or for ctx's end (false). After a
+// failure a nudge ends the wait only if NATS was what failed and is back:
+// during an outage every order placed would otherwise send the relay at the
+// broker again at once, and once it returns the next order's events need not
+// wait out the back-off.
+func (r *Relay) sleep(ctx context.Context, d time.Duration, failed error) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-r.nudge:
+			if failed == nil || errors.Is(failed, errNotConnected) && r.js.Conn().IsConnected() {
+				return true
+			}
+		}
+	}
+}
+
+// errNotConnected is Flush's answer while NATS is out of reach.
+var errNotConnected = errors.New("nats: not connected; the events wait in the outbox")
+
+// Flush relays until the outbox is empty or a publish fails. While NATS is
+// not connected it claims nothing: a batch it cannot send would hold a
+// connection of the pool, and the rows' locks, until its acknowledgements
+// time out.
 func (r *Relay) Flush(ctx context.Context) (int, error) {
 	total := 0
 	defer r.report(ctx)
 	for {
+		if !r.js.Conn().IsConnected() {
+			return total, errNotConnected
+		}
 		n, err := r.store.RelayBatch(ctx, 100, r.publish)
 		total += n
 		r.sent.Add(float64(n))

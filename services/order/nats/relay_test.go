@@ -6,14 +6,21 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stampede-shop/stampede/pkg/config"
+	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/events"
+	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/testkit"
+	"github.com/stampede-shop/stampede/services/order/migrations"
 	"github.com/stampede-shop/stampede/services/order/postgres"
 )
 
@@ -109,4 +116,100 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(batch)), "µs/event")
 	})
+}
+
+// NATS out of reach while orders keep nudging the relay: it claims no row it
+// cannot send (the outbox is never locked), and the nudges do not cut its
+// back-off short (a few attempts, not one per order). Once NATS is back,
+// every event goes, once.
+func TestRelayWaitsOutAnOutage(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &testkit.SyncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	store, d := outboxStore(t)
+	proxy := testkit.NewProxy(t, strings.TrimPrefix(testkit.NATSURL(), "nats://"), true)
+	nc, js, err := events.Connect("nats://"+proxy.Addr, "relay-test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	_, ns := testkit.NATS(t) // the namespace, and its streams deleted after
+	names := events.Orders(ns)
+	if err := events.EnsureOrdersStream(ctx, js, names); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.SetUp(false)
+	for nc.IsConnected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	const pending = 30
+	for range pending {
+		if _, err := d.SQL().Exec(`INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, '{}')`, uuid.NewString(), names.OrderCreated); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewRelay(store, js, prometheus.NewRegistry(), log)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Three seconds of orders, one every 10 ms, each nudging the relay; the
+	// outbox's rows are never held meanwhile.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		r.Nudge()
+		if err := lockOutbox(d); err != nil {
+			t.Fatalf("the outbox while NATS is down: %v, want its rows free", err)
+		}
+	}
+	if attempts := strings.Count(logs.String(), "backing off"); attempts < 1 || attempts > 8 {
+		t.Fatalf("%d attempts in 3 s of outage, each order nudging; want a few, spaced by the back-off", attempts)
+	}
+
+	proxy.SetUp(true)
+	stream, err := js.Stream(ctx, names.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		info, err := stream.Info(ctx)
+		if err == nil && info.State.Msgs == pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events in the stream after NATS returned: %+v %v, want %d", info, err, pending)
+		}
+	}
+}
+
+// lockOutbox takes and at once releases the locks of the unsent rows, or
+// fails if another transaction holds one.
+func lockOutbox(d *db.DB) error {
+	tx, err := d.SQL().Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a read: nothing to keep
+	_, err = tx.Exec(`SELECT id FROM outbox WHERE sent_at IS NULL FOR UPDATE NOWAIT`)
+	return err
+}
+
+// outboxStore is the order service's store on a fresh database, and the
+// database itself for the test's own statements.
+func outboxStore(t *testing.T) (*postgres.Store, *db.DB) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	url := testkit.Database(t)
+	if err := db.Migrate(context.Background(), url, migrations.FS, quiet); err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Open(url, config.DB{MaxOpen: 4, MaxIdle: 4, AcquireTimeout: time.Second, StatementTimeout: time.Second},
+		fixes.NewBoard(fixes.Resilient, quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return postgres.NewStore(d, "order.created"), d
 }
