@@ -142,8 +142,10 @@ func TestRelayWaitsOutAnOutage(t *testing.T) {
 	}
 
 	proxy.SetUp(false)
-	for nc.IsConnected() {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected to NATS 10 s after the proxy dropped the connection")
+		}
 	}
 	const pending = 30
 	for range pending {
