@@ -201,8 +201,9 @@ func TestNativeFaultsReachTheServices(t *testing.T) {
 	staleWhileSlow := func() {
 		// The fresh copy gone, as 30 s after the read it would be.
 		rdb, _ := testkit.Redis(t)
-		if err := rdb.Del(ctx, native.Namespace()+":search:product:7").Err(); err != nil {
-			t.Fatal(err)
+		key := native.Namespace() + ":search:product:7" // the search service's key for product 7's copy
+		if n, err := rdb.Del(ctx, key).Result(); err != nil || n != 1 {
+			t.Fatalf("deleting the fresh copy at %s: %d deleted, %v; want 1 (has the search service's cache key changed?)", key, n, err)
 		}
 		if r := testkit.Do(t, "GET", product, "", nil); r.Status != 200 || r.Body["stale"] != true {
 			t.Fatalf("product, Postgres slow: %d %s; want the last good copy, stale", r.Status, r.Raw)
