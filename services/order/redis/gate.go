@@ -132,13 +132,3 @@ func (g *Gate) Give(ctx context.Context, lines []orders.Item) error {
 	})
 	return err
 }
-
-// Forget drops the counters of products, to be rebuilt from Postgres on next
-// use (after the stock was changed there directly).
-func (g *Gate) Forget(ctx context.Context, productIDs ...int64) error {
-	keys := make([]string, len(productIDs))
-	for i, id := range productIDs {
-		keys[i] = g.key(id)
-	}
-	return g.rdb.Del(ctx, keys...).Err()
-}
