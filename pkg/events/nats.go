@@ -12,7 +12,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/stampede-shop/stampede/pkg/db"
 )
+
+// StreamMaxAge is how long the ORDERS stream keeps an event, and so how long a
+// consumer keeps its record of an event it handled (HandledSweep): the stream
+// redelivers nothing older, and the outbox relay sends an event again only
+// until its row is marked sent — at its next run after a crash.
+const StreamMaxAge = 7 * 24 * time.Hour
+
+// HandledSweep deletes a consumer's records of handled events (the
+// processed_events table each consuming service keeps) once the stream can no
+// longer deliver the event again.
+var HandledSweep = db.Sweep{Table: "processed_events", Delete: fmt.Sprintf(`DELETE FROM processed_events
+	WHERE (consumer, event_id) IN (SELECT consumer, event_id FROM processed_events
+		WHERE processed_at < now() - interval '%d hours' LIMIT $1 FOR UPDATE SKIP LOCKED)`, int(StreamMaxAge.Hours()))}
 
 // AckTimeout bounds the wait for JetStream's acknowledgement of a message
 // published asynchronously: past it, the publish fails (by default it would
@@ -67,7 +82,7 @@ func EnsureOrdersStream(ctx context.Context, js jetstream.JetStream, names Names
 		Name:     names.Stream,
 		Subjects: []string{names.OrderCreated},
 		Storage:  jetstream.FileStorage,
-		MaxAge:   7 * 24 * time.Hour,
+		MaxAge:   StreamMaxAge,
 		// Publishes with the same Nats-Msg-Id within this window are stored
 		// once: the relay may publish an event again after a crash.
 		Duplicates: 10 * time.Minute,

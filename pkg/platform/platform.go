@@ -141,6 +141,19 @@ func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(c
 	return p.startEvents(ctx, consume)
 }
 
+// HousekeepEvery is how often a service sweeps its tables (db.Sweep).
+const HousekeepEvery = 10 * time.Minute
+
+// Housekeep sweeps the service's tables every HousekeepEvery until the
+// server shuts down. Call it once the migrations have run (after Prepare).
+func (p *Platform) Housekeep(ctx context.Context, sweeps ...db.Sweep) {
+	s := db.NewSweeper(p.DB, p.Registry, p.Log, sweeps...)
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { s.Run(sctx, HousekeepEvery); close(done) }()
+	p.Server.OnShutdown(func(context.Context) error { stop(); <-done; return nil })
+}
+
 // startEvents declares the ORDERS stream and starts consume. With the probes
 // fix a service starts without NATS (and without Redis: WaitReady does not
 // wait for either), as it serves without them (health.AddWithFallback): if

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err := p.Prepare(ctx, migrations.FS, nil); err != nil {
 			return err
 		}
+		p.Housekeep(ctx, postgres.Sweeps...)
 		relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() { relay.Run(relayCtx); close(done) }()

@@ -3,10 +3,16 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stampede-shop/stampede/pkg/db"
 
 	"github.com/stampede-shop/stampede/services/order/orders"
 )
@@ -104,5 +110,73 @@ func TestRelayMarksSentWhatWasAcknowledged(t *testing.T) {
 	})
 	if err != nil || sent != 1 || len(unsent(t, s)) != 0 {
 		t.Fatalf("relayed %d, %v, %d left; want the last one sent", sent, err, len(unsent(t, s)))
+	}
+}
+
+// The order database's sweeps delete sent events once OutboxKeep is past and
+// expired idempotency keys, and keep everything else: an event sent recently,
+// one never sent however old, a key whose answer still holds, a claim in its
+// lease.
+func TestSweepsDeleteWhatIsPastItsUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t, 2, nil)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := s.db.SQL().ExecContext(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := fmt.Sprintf("%d hours", int(OutboxKeep.Hours()))
+	for _, row := range []struct {
+		name    string
+		created string // ago
+		sent    any    // ago, or nil: never
+	}{
+		{"sent-long-ago", "50 hours", keep + " 1 minute"},
+		{"sent-recently", "50 hours", "1 hour"},
+		{"never-sent", "50 hours", nil},
+	} {
+		exec(`INSERT INTO outbox (event_id, subject, payload, created_at, sent_at)
+			VALUES ($1, 's', '{}', now() - $2::interval, now() - $3::interval)`, uuid.NewSHA1(uuid.Nil, []byte(row.name)), row.created, row.sent)
+	}
+	for _, k := range []struct {
+		key, expires string
+		status       any // an answer's, or nil: a claim
+	}{
+		{"answer-expired", "-1 second", 201}, {"lease-lapsed", "-1 second", nil}, {"answer-holds", "23 hours", 201}, {"claim-in-lease", "30 seconds", nil},
+	} {
+		exec(`INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at, status) VALUES (7, $1, 'h', now() + $2::interval, $3)`,
+			k.key, k.expires, k.status)
+	}
+
+	swept := db.NewSweeper(s.db, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), Sweeps...).Sweep(ctx)
+	if swept["outbox"] != 1 || swept["idempotency_keys"] != 2 {
+		t.Fatalf("swept %v, want 1 outbox row and 2 keys", swept)
+	}
+	var outbox, keys []string
+	for sql, into := range map[string]*[]string{
+		`SELECT event_id::text FROM outbox ORDER BY created_at`: &outbox,
+		`SELECT key FROM idempotency_keys ORDER BY key`:         &keys,
+	} {
+		rows, err := s.db.SQL().QueryContext(ctx, sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			*into = append(*into, v)
+		}
+		rows.Close()
+	}
+	wantOutbox := []string{uuid.NewSHA1(uuid.Nil, []byte("sent-recently")).String(), uuid.NewSHA1(uuid.Nil, []byte("never-sent")).String()}
+	if !slices.Equal(slices.Sorted(slices.Values(outbox)), slices.Sorted(slices.Values(wantOutbox))) {
+		t.Fatalf("outbox left %v, want the recent and the unsent %v", outbox, wantOutbox)
+	}
+	if !slices.Equal(keys, []string{"answer-holds", "claim-in-lease"}) {
+		t.Fatalf("keys left %v, want the answer that holds and the claim in its lease", keys)
 	}
 }

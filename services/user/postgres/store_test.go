@@ -3,20 +3,43 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 	"github.com/stampede-shop/stampede/services/user/account"
 	"github.com/stampede-shop/stampede/services/user/migrations"
 )
+
+// openDB migrates a fresh database and opens a pool of one connection on it,
+// through via if it is not nil.
+func openDB(t *testing.T, via *testkit.Proxy) *db.DB {
+	t.Helper()
+	url := testkit.Database(t)
+	if err := db.Migrate(context.Background(), url, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if via != nil {
+		url = strings.Replace(url, "127.0.0.1:5432", via.Addr, 1)
+	}
+	d, err := db.Open(url, config.DB{MaxOpen: 1, MaxIdle: 1, AcquireTimeout: time.Second, StatementTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
 
 // Points are awarded in one round trip (one statement: the event recorded,
 // the points added), counted at a proxy with a pool of one connection; an
@@ -24,17 +47,8 @@ import (
 func TestAwardPoints(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := testkit.Database(t)
-	if err := db.Migrate(ctx, url, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
 	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
-	d, err := db.Open(strings.Replace(url, "127.0.0.1:5432", proxy.Addr, 1),
-		config.DB{MaxOpen: 1, MaxIdle: 1, AcquireTimeout: time.Second, StatementTimeout: time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openDB(t, proxy)
 	s := NewStore(d)
 	u := &account.User{Email: "points@example.com", Name: "Points", PasswordHash: []byte("x")}
 	if err := s.Create(ctx, u); err != nil {
@@ -75,5 +89,37 @@ func TestAwardPoints(t *testing.T) {
 	var recorded int64
 	if err := d.SQL().QueryRowContext(ctx, `SELECT count(*) FROM processed_events WHERE event_id = $1`, unknown).Scan(&recorded); err != nil || recorded != 0 {
 		t.Fatalf("the unknown user's event recorded %d times (%v), want 0", recorded, err)
+	}
+}
+
+// The consumer's records of handled events are swept once the stream can no
+// longer deliver their events again (events.StreamMaxAge), and not before.
+func TestHandledEventsAreSweptAfterTheStreamsAge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := openDB(t, nil)
+	age := fmt.Sprintf("%d hours", int(events.StreamMaxAge.Hours()))
+	for id, ago := range map[string]string{"past": age + " 1 minute", "within": age + " -1 minute", "new": "0"} {
+		if _, err := d.SQL().ExecContext(ctx, `INSERT INTO processed_events (consumer, event_id, processed_at)
+			VALUES ('test', $1, now() - $2::interval)`, id, ago); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swept := db.NewSweeper(d, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), events.HandledSweep).Sweep(ctx)
+	var left []string
+	rows, err := d.SQL().QueryContext(ctx, `SELECT event_id FROM processed_events ORDER BY event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	if swept["processed_events"] != 1 || !slices.Equal(left, []string{"new", "within"}) {
+		t.Fatalf("swept %v, left %v; want 1 swept, the two within the stream's age left", swept, left)
 	}
 }
