@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -214,4 +215,33 @@ func outboxStore(t *testing.T) (*postgres.Store, *db.DB) {
 	}
 	t.Cleanup(func() { d.Close() })
 	return postgres.NewStore(d, "order.created"), d
+}
+
+// Between runs the relay sleeps until its timer, its context's end or a
+// nudge; after a failure a nudge wakes it only if NATS was what failed and is
+// back. (The timer here is an hour: what ends the sleep is the nudge, or the
+// context cancelled after it.)
+func TestANudgeWakesTheRelayUnlessItIsBackingOff(t *testing.T) {
+	t.Parallel()
+	js, _ := testkit.NATS(t) // connected
+	r := NewRelay(nil, js, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, c := range []struct {
+		name   string
+		failed error
+		woken  bool
+	}{
+		{"after a run that went well", nil, true},
+		{"after NATS failed, now back", errNotConnected, true},
+		{"after the database failed", errors.New("the database is busy"), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r.Nudge()
+			time.AfterFunc(200*time.Millisecond, cancel)
+			if woken := r.sleep(ctx, time.Hour, c.failed); woken != c.woken {
+				t.Fatalf("woken by the nudge: %v, want %v", woken, c.woken)
+			}
+		})
+	}
 }
