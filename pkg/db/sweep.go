@@ -45,9 +45,11 @@ func NewSweeper(d *DB, reg prometheus.Registerer, log *slog.Logger, sweeps ...Sw
 	return s
 }
 
-// Run sweeps every interval until ctx ends.
-func (s *Sweeper) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+// Run sweeps first after a while, then every interval, until ctx ends. The
+// first sweep does not wait a whole interval: a service deployed more often
+// than that would otherwise never sweep.
+func (s *Sweeper) Run(ctx context.Context, first, every time.Duration) {
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
@@ -55,6 +57,7 @@ func (s *Sweeper) Run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			s.Sweep(ctx)
+			t.Reset(every)
 		}
 	}
 }

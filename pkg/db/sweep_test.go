@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
@@ -50,4 +51,37 @@ func TestSweepDeletesWhatIsPastItsUseInBatches(t *testing.T) {
 	if n := families[0].GetMetric()[0].GetCounter().GetValue(); families[0].GetName() != "db_swept_rows_total" || n != old {
 		t.Fatalf("%s = %v, want db_swept_rows_total = %d", families[0].GetName(), n, old)
 	}
+}
+
+// Run sweeps soon after it starts, without waiting a whole interval, and
+// stops when its context ends.
+func TestSweeperRunsFirstSoon(t *testing.T) {
+	t.Parallel()
+	d := open(t, testkit.Database(t), fixes.Resilient, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	count := func() (n int64) {
+		if err := d.Do(ctx, func(g *gorm.DB) error { return g.Raw(`SELECT count(*) FROM things`).Scan(&n).Error }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	err := d.Do(ctx, func(g *gorm.DB) error {
+		return errors.Join(
+			g.Exec(`CREATE TABLE things (id bigserial PRIMARY KEY)`).Error,
+			g.Exec(`INSERT INTO things SELECT FROM generate_series(1, 3)`).Error)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := db.NewSweeper(d, prometheus.NewRegistry(), quiet, db.Sweep{Table: "things",
+		Delete: `DELETE FROM things WHERE id IN (SELECT id FROM things LIMIT $1 FOR UPDATE SKIP LOCKED)`})
+	done := make(chan struct{})
+	go func() { s.Run(ctx, 10*time.Millisecond, time.Hour); close(done) }()
+	for deadline := time.Now().Add(10 * time.Second); count() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing swept 10 s after the sweeper started, with its first sweep due after 10 ms")
+		}
+	}
+	cancel()
+	<-done
 }

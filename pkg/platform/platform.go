@@ -141,16 +141,20 @@ func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(c
 	return p.startEvents(ctx, consume)
 }
 
-// HousekeepEvery is how often a service sweeps its tables (db.Sweep).
-const HousekeepEvery = 10 * time.Minute
+// A service sweeps its tables (db.Sweep) a minute after it starts, out of the
+// way of its start, and every ten minutes after that.
+const (
+	HousekeepFirst = time.Minute
+	HousekeepEvery = 10 * time.Minute
+)
 
-// Housekeep sweeps the service's tables every HousekeepEvery until the
-// server shuts down. Call it once the migrations have run (after Prepare).
+// Housekeep sweeps the service's tables until the server shuts down. Call it
+// once the migrations have run (after Prepare).
 func (p *Platform) Housekeep(ctx context.Context, sweeps ...db.Sweep) {
 	s := db.NewSweeper(p.DB, p.Registry, p.Log, sweeps...)
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() { s.Run(sctx, HousekeepEvery); close(done) }()
+	go func() { s.Run(sctx, HousekeepFirst, HousekeepEvery); close(done) }()
 	p.Server.OnShutdown(func(context.Context) error { stop(); <-done; return nil })
 }
 
