@@ -19,7 +19,6 @@ import (
 	"github.com/stampede-shop/stampede/pkg/config"
 	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/events"
-	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 	"github.com/stampede-shop/stampede/services/order/migrations"
 	"github.com/stampede-shop/stampede/services/order/postgres"
@@ -203,17 +202,7 @@ func lockOutbox(d *db.DB) error {
 // database itself for the test's own statements.
 func outboxStore(t *testing.T) (*postgres.Store, *db.DB) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	url := testkit.Database(t)
-	if err := db.Migrate(context.Background(), url, migrations.FS, quiet); err != nil {
-		t.Fatal(err)
-	}
-	d, err := db.Open(url, config.DB{MaxOpen: 4, MaxIdle: 4, AcquireTimeout: time.Second, StatementTimeout: time.Second},
-		fixes.NewBoard(fixes.Resilient, quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := testkit.MigratedDB(t, migrations.FS, nil, config.DB{MaxOpen: 4})
 	return postgres.NewStore(d, "order.created"), d
 }
 

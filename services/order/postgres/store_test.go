@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,9 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/stampede-shop/stampede/pkg/config"
-	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/events"
-	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 	"github.com/stampede-shop/stampede/services/order/migrations"
 	"github.com/stampede-shop/stampede/services/order/orders"
@@ -73,21 +68,7 @@ func TestALapsedClaimIsTakenOverAndCannotAnswer(t *testing.T) {
 // maxOpen connections, through the proxy if there is one.
 func openStore(t testing.TB, maxOpen int, via *testkit.Proxy) *Store {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	url := testkit.Database(t)
-	if err := db.Migrate(context.Background(), url, migrations.FS, quiet); err != nil {
-		t.Fatal(err)
-	}
-	if via != nil {
-		url = strings.Replace(url, "127.0.0.1:5432", via.Addr, 1)
-	}
-	d, err := db.Open(url, config.DB{MaxOpen: maxOpen, MaxIdle: maxOpen, AcquireTimeout: time.Second, StatementTimeout: time.Second},
-		fixes.NewBoard(fixes.Resilient, quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return NewStore(d, "order.created")
+	return NewStore(testkit.MigratedDB(t, migrations.FS, via, config.DB{MaxOpen: maxOpen}), "order.created")
 }
 
 // placement claims key for user 7 and returns what placing lines under the

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -30,21 +28,12 @@ func seededStore(t testing.TB, n int) (*Store, *db.DB) {
 // seededStoreVia is seededStore reaching Postgres through the proxy.
 func seededStoreVia(t testing.TB, n int, via *testkit.Proxy) (*Store, *db.DB) {
 	t.Helper()
-	url := testkit.Database(t)
 	ctx := context.Background()
-	if err := db.Migrate(ctx, url, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
 	maxOpen := 4
 	if via != nil {
-		url = strings.Replace(url, "127.0.0.1:5432", via.Addr, 1)
 		maxOpen = 1 // one connection, so each statement is counted on a warm one
 	}
-	d, err := db.Open(url, config.DB{MaxOpen: maxOpen, MaxIdle: maxOpen, AcquireTimeout: time.Second, StatementTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := testkit.MigratedDB(t, migrations.FS, via, config.DB{MaxOpen: maxOpen, StatementTimeout: 5 * time.Second})
 	s := NewStore(d)
 	if err := s.Seed(ctx, n); err != nil {
 		t.Fatal(err)

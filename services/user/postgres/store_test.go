@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,25 +20,6 @@ import (
 	"github.com/stampede-shop/stampede/services/user/migrations"
 )
 
-// openDB migrates a fresh database and opens a pool of one connection on it,
-// through via if it is not nil.
-func openDB(t *testing.T, via *testkit.Proxy) *db.DB {
-	t.Helper()
-	url := testkit.Database(t)
-	if err := db.Migrate(context.Background(), url, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if via != nil {
-		url = strings.Replace(url, "127.0.0.1:5432", via.Addr, 1)
-	}
-	d, err := db.Open(url, config.DB{MaxOpen: 1, MaxIdle: 1, AcquireTimeout: time.Second, StatementTimeout: time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
 // Points are awarded in one round trip (one statement: the event recorded,
 // the points added), counted at a proxy with a pool of one connection; an
 // event for a user who does not exist records nothing.
@@ -48,7 +27,7 @@ func TestAwardPoints(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	proxy := testkit.NewProxy(t, "127.0.0.1:5432", true)
-	d := openDB(t, proxy)
+	d := testkit.MigratedDB(t, migrations.FS, proxy, config.DB{MaxOpen: 1})
 	s := NewStore(d)
 	u := &account.User{Email: "points@example.com", Name: "Points", PasswordHash: []byte("x")}
 	if err := s.Create(ctx, u); err != nil {
@@ -97,7 +76,7 @@ func TestAwardPoints(t *testing.T) {
 func TestHandledEventsAreSweptAfterTheStreamsAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := openDB(t, nil)
+	d := testkit.MigratedDB(t, migrations.FS, nil, config.DB{MaxOpen: 1})
 	age := fmt.Sprintf("%d hours", int(events.StreamMaxAge.Hours()))
 	for id, ago := range map[string]string{"past": age + " 1 minute", "within": age + " -1 minute", "new": "0"} {
 		if _, err := d.SQL().ExecContext(ctx, `INSERT INTO processed_events (consumer, event_id, processed_at)
