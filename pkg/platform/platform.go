@@ -152,10 +152,24 @@ const (
 // once the migrations have run (after Prepare).
 func (p *Platform) Housekeep(ctx context.Context, sweeps ...db.Sweep) {
 	s := db.NewSweeper(p.DB, p.Registry, p.Log, sweeps...)
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	p.Background(ctx, func(ctx context.Context) { s.Run(ctx, HousekeepFirst, HousekeepEvery) }, nil)
+}
+
+// Background runs fn until the server shuts down: once the API has drained,
+// fn's context ends, Background waits for fn to return, then runs after (if
+// not nil) with the shutdown's context.
+func (p *Platform) Background(ctx context.Context, fn func(context.Context), after func(context.Context) error) {
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() { s.Run(sctx, HousekeepFirst, HousekeepEvery); close(done) }()
-	p.Server.OnShutdown(func(context.Context) error { stop(); <-done; return nil })
+	go func() { fn(bctx); close(done) }()
+	p.Server.OnShutdown(func(ctx context.Context) error {
+		stop()
+		<-done
+		if after == nil {
+			return nil
+		}
+		return after(ctx)
+	})
 }
 
 // startEvents declares the ORDERS stream and starts consume. With the probes

@@ -71,14 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		p.Housekeep(ctx, postgres.Sweeps...)
-		relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { relay.Run(relayCtx); close(done) }()
-		p.Server.OnShutdown(func(ctx context.Context) error {
+		p.Background(ctx, relay.Run, func(ctx context.Context) error {
 			// fix: graceful_shutdown — in-flight orders have drained; send
 			// their events before the process goes.
-			stopRelay()
-			<-done
 			if _, err := relay.Flush(ctx); err != nil {
 				// Nothing is lost: the events wait in Postgres for the next relay.
 				p.Log.Warn("outbox not flushed before exit; the next relay will send it", "error", err)
