@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,14 +14,24 @@ import (
 // events, expired idempotency keys, handled events older than any
 // redelivery. Without it those tables only grow, and every index on them
 // with them.
+//
+// A row is past its use once its Column is older than Keep. The sweeper
+// deletes such rows a batch at a time (one DELETE of a million rows would
+// hold a connection, and the rows' locks, for as long as it takes), each
+// batch chosen FOR UPDATE SKIP LOCKED, so that replicas sweeping at once do
+// not wait on each other. Column wants an index: without one, each batch
+// reads the whole table.
 type Sweep struct {
-	Table string // names the sweep in logs and metrics
-	// Delete deletes at most $1 rows past their use. The sweeper runs it
-	// until it deletes fewer, one batch at a time: one DELETE of a million
-	// rows would hold a connection, and the rows' locks, for as long as it
-	// takes. Its rows are best chosen FOR UPDATE SKIP LOCKED, so that
-	// replicas sweeping at once do not wait on each other.
-	Delete string
+	Table  string        // also names the sweep in logs and metrics
+	Key    string        // the primary key's columns, as in "consumer, event_id"
+	Column string        // a timestamptz
+	Keep   time.Duration // how long past Column a row is kept; 0: until Column
+}
+
+// statement deletes at most $1 rows past their use.
+func (sw Sweep) statement() string {
+	return fmt.Sprintf(`DELETE FROM %[1]s WHERE (%[2]s) IN (SELECT %[2]s FROM %[1]s
+		WHERE %[3]s < now() - $2 * interval '1 second' LIMIT $1 FOR UPDATE SKIP LOCKED)`, sw.Table, sw.Key, sw.Column)
 }
 
 // SweepBatch is the most rows one statement of a sweep deletes.
@@ -67,10 +78,11 @@ func (s *Sweeper) Run(ctx context.Context, first, every time.Duration) {
 func (s *Sweeper) Sweep(ctx context.Context) map[string]int64 {
 	deleted := make(map[string]int64, len(s.sweeps))
 	for _, sw := range s.sweeps {
+		sql, keep := sw.statement(), sw.Keep.Seconds()
 		for {
 			var n int64
 			err := s.db.Pgx(ctx, func(conn *pgx.Conn) error {
-				tag, err := conn.Exec(ctx, sw.Delete, SweepBatch)
+				tag, err := conn.Exec(ctx, sql, SweepBatch, keep)
 				n = tag.RowsAffected()
 				return err
 			})

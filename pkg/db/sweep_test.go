@@ -31,8 +31,7 @@ func TestSweepDeletesWhatIsPastItsUseInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s := db.NewSweeper(d, reg, quiet, db.Sweep{Table: "things", Delete: `DELETE FROM things WHERE id IN
-		(SELECT id FROM things WHERE at < now() - interval '1 hour' LIMIT $1 FOR UPDATE SKIP LOCKED)`})
+	s := db.NewSweeper(d, reg, quiet, db.Sweep{Table: "things", Key: "id", Column: "at", Keep: time.Hour})
 
 	if got := s.Sweep(ctx)["things"]; got != old {
 		t.Fatalf("swept %d rows, want the %d past their use", got, old)
@@ -67,14 +66,13 @@ func TestSweeperRunsFirstSoon(t *testing.T) {
 	}
 	err := d.Do(ctx, func(g *gorm.DB) error {
 		return errors.Join(
-			g.Exec(`CREATE TABLE things (id bigserial PRIMARY KEY)`).Error,
+			g.Exec(`CREATE TABLE things (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())`).Error,
 			g.Exec(`INSERT INTO things SELECT FROM generate_series(1, 3)`).Error)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := db.NewSweeper(d, prometheus.NewRegistry(), quiet, db.Sweep{Table: "things",
-		Delete: `DELETE FROM things WHERE id IN (SELECT id FROM things LIMIT $1 FOR UPDATE SKIP LOCKED)`})
+	s := db.NewSweeper(d, prometheus.NewRegistry(), quiet, db.Sweep{Table: "things", Key: "id", Column: "at"})
 	done := make(chan struct{})
 	go func() { s.Run(ctx, 10*time.Millisecond, time.Hour); close(done) }()
 	for deadline := time.Now().Add(10 * time.Second); count() > 0; time.Sleep(20 * time.Millisecond) {

@@ -25,9 +25,7 @@ const StreamMaxAge = 7 * 24 * time.Hour
 // HandledSweep deletes a consumer's records of handled events (the
 // processed_events table each consuming service keeps) once the stream can no
 // longer deliver the event again.
-var HandledSweep = db.Sweep{Table: "processed_events", Delete: fmt.Sprintf(`DELETE FROM processed_events
-	WHERE (consumer, event_id) IN (SELECT consumer, event_id FROM processed_events
-		WHERE processed_at < now() - interval '%d hours' LIMIT $1 FOR UPDATE SKIP LOCKED)`, int(StreamMaxAge.Hours()))}
+var HandledSweep = db.Sweep{Table: "processed_events", Key: "consumer, event_id", Column: "processed_at", Keep: StreamMaxAge}
 
 // AckTimeout bounds the wait for JetStream's acknowledgement of a message
 // published asynchronously: past it, the publish fails (by default it would

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/stampede-shop/stampede/pkg/db"
@@ -17,8 +16,6 @@ const OutboxKeep = 24 * time.Hour
 // hours, a claim whose lease ran out (its request, should it come back, finds
 // its claim gone, as when another request takes the key over).
 var Sweeps = []db.Sweep{
-	{Table: "outbox", Delete: fmt.Sprintf(`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
-		WHERE sent_at < now() - interval '%d hours' LIMIT $1 FOR UPDATE SKIP LOCKED)`, int(OutboxKeep.Hours()))},
-	{Table: "idempotency_keys", Delete: `DELETE FROM idempotency_keys WHERE (user_id, key) IN (SELECT user_id, key
-		FROM idempotency_keys WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)`},
+	{Table: "outbox", Key: "id", Column: "sent_at", Keep: OutboxKeep},
+	{Table: "idempotency_keys", Key: "user_id, key", Column: "expires_at"},
 }
