@@ -53,6 +53,12 @@ func NewSweeper(d *DB, reg prometheus.Registerer, log *slog.Logger, sweeps ...Sw
 		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "db_swept_rows_total",
 			Help: "Rows deleted by the housekeeping sweeps, by table."}, []string{"table"})}
 	reg.MustRegister(s.swept)
+	for _, sw := range sweeps {
+		// Each table's series exists from the start, at 0: a rate over it
+		// works before the first row is swept, and the metrics show which
+		// sweeps the service runs.
+		s.swept.WithLabelValues(sw.Table)
+	}
 	return s
 }
 

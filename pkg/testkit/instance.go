@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +124,21 @@ func (in *Instance) WaitStatus(t testing.TB, path string, status int, within tim
 	}
 	t.Fatalf("%s: still %d after %v, want %d\n%s", path, last, within, status, in.Logs.String())
 }
+
+// SweptTables returns the tables the instance's housekeeping sweeps, read off
+// its db_swept_rows_total series on /metrics, sorted.
+func (in *Instance) SweptTables(t testing.TB) []string {
+	t.Helper()
+	r := Do(t, "GET", in.Admin+"/metrics", "", nil)
+	var tables []string
+	for _, m := range sweptSeries.FindAllStringSubmatch(r.Raw, -1) {
+		tables = append(tables, m[1])
+	}
+	slices.Sort(tables)
+	return tables
+}
+
+var sweptSeries = regexp.MustCompile(`(?m)^db_swept_rows_total\{table="([^"]+)"\} `)
 
 // Response is an HTTP answer with its JSON body decoded.
 type Response struct {

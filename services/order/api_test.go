@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -223,5 +224,15 @@ func TestSoldOutStillReplaysWhatSucceeded(t *testing.T) {
 	}
 	if n := query(t, in, `SELECT count(*) FROM idempotency_keys`); n != 1 {
 		t.Fatalf("%d idempotency keys, want only the order's", n)
+	}
+}
+
+// Housekeeping is wired (the sweeper itself is tested in pkg/db, the sweeps in
+// postgres): sent events and expired idempotency keys are swept.
+func TestHousekeepingSweepsItsTables(t *testing.T) {
+	t.Parallel()
+	in := start(t, "resilient", startDeps(t))
+	if got, want := in.SweptTables(t), []string{"idempotency_keys", "outbox"}; !slices.Equal(got, want) {
+		t.Fatalf("swept tables %v, want %v", got, want)
 	}
 }

@@ -219,6 +219,16 @@ func TestSameOrderEventTwiceChangesSoldOnce(t *testing.T) {
 	}
 }
 
+// Housekeeping is wired (the sweeper itself is tested in pkg/db): the records
+// of handled events are swept once the stream has forgotten them.
+func TestHousekeepingSweepsItsTables(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	if got := in.SweptTables(t); !slices.Equal(got, []string{"processed_events"}) {
+		t.Fatalf("swept tables %v, want [processed_events]", got)
+	}
+}
+
 // The shop's own services read products on /internal with a budget of their
 // own: a browser over its budget does not take the order service's, and the
 // order service's is bounded too.

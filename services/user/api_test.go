@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,11 @@ func TestMetricsOnAdminPort(t *testing.T) {
 		if !strings.Contains(r.Raw, series) {
 			t.Errorf("/metrics lacks %s", series)
 		}
+	}
+	// Housekeeping is wired (the sweeper itself is tested in pkg/db): the
+	// records of handled events are swept once the stream has forgotten them.
+	if got := in.SweptTables(t); !slices.Equal(got, []string{"processed_events"}) {
+		t.Errorf("swept tables %v, want [processed_events]", got)
 	}
 	if r := testkit.Do(t, "GET", in.API+"/metrics", "", nil); r.Status != http.StatusNotFound {
 		t.Errorf("/metrics must not be on the public port: %d", r.Status)
