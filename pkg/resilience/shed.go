@@ -69,6 +69,11 @@ const (
 	// token at 100/s would refuse any two requests that merely arrive
 	// within 10 ms of each other.
 	cpuMinBurst = 10
+	// calmFade is how soon the cap forgets, by half, a rate it served
+	// without a wait: long enough to outlast a neighbour's burst on the
+	// CPUs, short enough that a wait the service's own work causes brings
+	// the cap down within seconds.
+	calmFade = 5 * time.Second
 )
 
 func (s ShedSettings) withDefaults() ShedSettings {
@@ -137,14 +142,20 @@ type Shedder struct {
 	// request only to refuse it too, waits its turn for a CPU before any
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
-	// rate of work done since the last read; a window without raises it by
-	// a twentieth, and lifts it once it is twice that rate. The cap is a
-	// token bucket holding cpuWindow/10 of it, and at least cpuMinBurst.
+	// rate of work done since the last read, but not below Backoff times
+	// the calm rate (see calm); a window without raises it by a twentieth,
+	// and lifts it once it is twice that rate. The cap is a token bucket
+	// holding cpuWindow/10 of it, and at least cpuMinBurst.
 	cpuRate  *rate.Limiter
 	cpuWait  atomic.Int64 // the CPUWait in force (ns; 0: not watched)
 	done     int          // requests released since the last read of the CPU wait
 	doneFrom time.Time    // when that count started
 	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
+	// calm is the most requests a second finished in a window without a
+	// wait lately, fading by half every calmFade; calmAt is when it was
+	// last aged. Backoff times it is as far as a wait cuts the cap.
+	calm   float64
+	calmAt time.Time
 }
 
 type waiter struct {
@@ -473,13 +484,25 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		done = float64(sh.done) / max(now.Sub(sh.doneFrom), time.Millisecond).Seconds()
 	}
 	sh.done, sh.doneFrom = 0, now
+	sh.calm *= math.Exp2(-now.Sub(sh.calmAt).Seconds() / calmFade.Seconds())
+	if !busy && !math.IsInf(done, 1) {
+		sh.calm = max(sh.calm, done)
+	}
+	sh.calmAt = now
 	was := sh.cpuCap()
 	capped := was
 	switch {
 	case busy:
 		// fix: shedding — goroutines queue for a CPU: admit less, so that
-		// admitted work and refusals alike find one sooner.
-		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff)
+		// admitted work and refusals alike find one sooner. But not less
+		// than Backoff times a rate served lately without a wait: the wait
+		// may be the neighbours' (the other processes on the machine), or
+		// the refusals' own, and cutting admissions shortens neither. On a
+		// machine where refusing cost about what a cheap answer does, the
+		// cuts alone ratcheted the cap down to a few hundred a second while
+		// the CPUs stayed as busy, and the spike's goodput fell to 64–157 %
+		// of capacity; with the floor, 188–261 % (loadtest/MEASUREMENTS.md).
+		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff, sh.calm*sh.s.Backoff)
 	case capped > 2*done:
 		capped = math.Inf(1) // the cap holds nothing back
 	default:
