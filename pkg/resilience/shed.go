@@ -501,7 +501,8 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		// machine where refusing cost about what a cheap answer does, the
 		// cuts alone ratcheted the cap down to a few hundred a second while
 		// the CPUs stayed as busy, and the spike's goodput fell to 64–157 %
-		// of capacity; with the floor, 188–261 % (loadtest/MEASUREMENTS.md).
+		// of capacity; with the floor, 98–271 %, for a longer tail as the
+		// CPUs run busier (loadtest/MEASUREMENTS.md).
 		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff, sh.calm*sh.s.Backoff)
 	case capped > 2*done:
 		capped = math.Inf(1) // the cap holds nothing back
