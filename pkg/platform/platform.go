@@ -127,18 +127,23 @@ func (p *Platform) Limiter(name string, perSecond int) resilience.Limiter {
 
 // Prepare is the start-up every service shares: wait for the dependencies
 // (bounded: about a minute, then the process exits and its supervisor
-// restarts it), apply the migrations under Postgres's advisory lock, and
-// set up the events (startEvents): the ORDERS stream, and what the service
-// consumes of it (consume, if not nil: it returns how to stop it, which runs
-// at shutdown).
-func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(context.Context) (stop func(), err error)) error {
+// restarts it), apply the migrations under Postgres's advisory lock, set up
+// the events (startEvents): the ORDERS stream, and what the service consumes
+// of it (consume, if not nil: it returns how to stop it, which runs at
+// shutdown), and then sweep the service's tables (housekeep) until it shuts
+// down.
+func (p *Platform) Prepare(ctx context.Context, migrations fs.FS, consume func(context.Context) (stop func(), err error), sweeps ...db.Sweep) error {
 	if err := p.Health.WaitReady(ctx, p.Log, 60, time.Second); err != nil {
 		return err
 	}
 	if err := db.Migrate(ctx, p.Config.DatabaseURL.Reveal(), migrations, p.Log); err != nil {
 		return err
 	}
-	return p.startEvents(ctx, consume)
+	if err := p.startEvents(ctx, consume); err != nil {
+		return err
+	}
+	p.housekeep(ctx, sweeps...)
+	return nil
 }
 
 // A service sweeps its tables (db.Sweep) a minute after it starts, out of the
@@ -148,9 +153,9 @@ const (
 	HousekeepEvery = 10 * time.Minute
 )
 
-// Housekeep sweeps the service's tables until the server shuts down. Call it
-// once the migrations have run (after Prepare).
-func (p *Platform) Housekeep(ctx context.Context, sweeps ...db.Sweep) {
+// housekeep sweeps the service's tables until the server shuts down, once
+// the migrations have made them.
+func (p *Platform) housekeep(ctx context.Context, sweeps ...db.Sweep) {
 	s := db.NewSweeper(p.DB, p.Registry, p.Log, sweeps...)
 	p.Background(ctx, func(ctx context.Context) { s.Run(ctx, HousekeepFirst, HousekeepEvery) }, nil)
 }

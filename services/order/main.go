@@ -67,10 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	addRoutes(p.Server.API(), p, auth.NewTokens(cfg.JWTSecret.Reveal(), time.Hour), svc, relay, m)
 
 	return p.Server.Run(ctx, func(ctx context.Context) error {
-		if err := p.Prepare(ctx, migrations.FS, nil); err != nil {
+		if err := p.Prepare(ctx, migrations.FS, nil, postgres.Sweeps...); err != nil {
 			return err
 		}
-		p.Housekeep(ctx, postgres.Sweeps...)
 		p.Background(ctx, relay.Run, func(ctx context.Context) error {
 			// fix: graceful_shutdown — in-flight orders have drained; send
 			// their events before the process goes.

@@ -52,12 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	return p.Server.Run(ctx, func(ctx context.Context) error {
 		// Sold counts for every order, exactly once: acked after their commit.
-		err := p.Prepare(ctx, migrations.FS, func(ctx context.Context) (func(), error) {
+		return p.Prepare(ctx, migrations.FS, func(ctx context.Context) (func(), error) {
 			return events.ConsumeOrderCreated(ctx, p.JS, events.Orders(cfg.EventsNamespace), products.SoldConsumer, p.Log, svc.ApplyOrderCreated)
-		})
-		if err == nil {
-			p.Housekeep(ctx, events.HandledSweep)
-		}
-		return err
+		}, events.HandledSweep)
 	})
 }
