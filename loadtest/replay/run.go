@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options) (s *report.Summary, err error) {
 		}
 		o.Capacity = c
 	}
-	s.Capacity = o.Capacity
+	s.Capacity, s.Retries = o.Capacity, o.Retries
 	var at time.Duration
 	for _, p := range sc.Phases {
 		s.Phases = append(s.Phases, report.Phase{Name: p.Name, From: secs(at), To: secs(at + p.Duration.Duration),
@@ -451,7 +451,7 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 	var pts []report.Point
 	prevWaits := math.NaN()
 	rec.Each(func(i int, t load.Totals) {
-		pt := report.Point{T: i, Offered: t.Offered, Good: t.Good(), ByClass: map[string]int{},
+		pt := report.Point{T: i, Offered: t.Offered, Retries: t.Retries, Good: t.Good(), ByClass: map[string]int{},
 			P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
 			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(), CPUCap: math.NaN(),
 			RefusedP99Shoppers: math.NaN(), LagP99: math.NaN(), CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
@@ -573,6 +573,9 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
 	h.GoodputPct = 100 * h.GoodputRPS / capacity
+	if w.Offered > 0 {
+		h.RetryPct = 100 * float64(w.Retries) / float64(w.Offered)
+	}
 	for _, c := range load.Classes {
 		if !c.Good() {
 			h.ErrorRate[string(c)] = 100 * w.Share(c)

@@ -18,6 +18,7 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 		rec.Add(load.Result{Due: time.Duration(i) * time.Second, Class: load.OK, Latency: 5 * time.Millisecond})
 	}
 	rec.Add(load.Result{Due: time.Second, Class: load.Shed, Latency: 7 * time.Millisecond, Lag: 3 * time.Millisecond})
+	rec.Add(load.Result{Due: time.Second + time.Millisecond, Class: load.OK, Latency: 5 * time.Millisecond, Retry: true})
 	seen := &scrapes{
 		order: []stack.Sample{{DBInUse: 4, Goroutines: 90, DBWaits: math.NaN()},
 			{DBInUse: 20, Goroutines: 900, DBWaits: math.NaN(), Breakers: map[string]float64{"order/user_service": 2}}},
@@ -39,6 +40,9 @@ func TestTimelineAfterTheLastScrape(t *testing.T) {
 	}
 	if pts[1].LagP99 != 3 || pts[0].LagP99 != 0 {
 		t.Errorf("shoppers' lag p99: %v in the second with a request sent 3 ms late, %v in one sent on time", pts[1].LagP99, pts[0].LagP99)
+	}
+	if pts[1].Retries != 1 || pts[1].Offered != 3 || pts[0].Retries != 0 {
+		t.Errorf("retries: %d of %d offered in the second with one, %d in one with none", pts[1].Retries, pts[1].Offered, pts[0].Retries)
 	}
 	last := pts[2]
 	if last.Restarts != 3 {

@@ -79,6 +79,7 @@ func charts(supervised bool, opened []string) []chart {
 	cs := []chart{
 		{title: "Goodput vs offered", unit: "requests/s", series: []series{
 			{"offered", grey, func(p Point) float64 { return float64(p.Offered) }},
+			{"of it retries", pink, func(p Point) float64 { return float64(p.Retries) }},
 			{"goodput", green, func(p Point) float64 { return float64(p.Good) }},
 			{"of it served stale (a fallback copy)", blue, func(p Point) float64 { return float64(p.Stale) }},
 			{"order service's CPU cap (admissions/s)", orange, func(p Point) float64 { return p.CPUCap }},
@@ -313,8 +314,9 @@ func HTML(s *Summary) ([]byte, error) {
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ms": Millis, "atMost": AtMost, "recovery": Recovery, "errors": Errors, "restarts": RestartsCell,
-	"pct": func(v float64) string { return fmt.Sprintf("%.0f %%", v) },
-	"rps": func(v float64) string { return fmt.Sprintf("%.0f", v) },
+	"retryPolicy": RetryPolicy,
+	"pct":         func(v float64) string { return fmt.Sprintf("%.0f %%", v) },
+	"rps":         func(v float64) string { return fmt.Sprintf("%.0f", v) },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -333,11 +335,12 @@ figure{margin:0}.legend{font-size:13px;padding:0 1rem 1rem 3rem}
 <p>Capacity on this machine ({{.S.Machine}}): <b id="capacity">{{rps .S.Capacity}}</b> requests/s
 (the highest rate at which the resilient profile kept p99 ≤ 200 ms). Phases:
 {{range .S.Phases}}<b>{{.Name}}</b> {{.From}}–{{.To}} s at {{rps .Rate}}/s ({{.Times}}× capacity); {{end}}
-the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded yellow{{if .S.Faults}}; faults shaded red{{end}}).</p>
-<table id="headline"><thead><tr><th>profile</th><th>offered/s</th><th>goodput/s</th><th>goodput % of capacity</th>
+the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded yellow{{if .S.Faults}}; faults shaded red{{end}}).
+{{retryPolicy .S.Retries}}</p>
+<table id="headline"><thead><tr><th>profile</th><th>offered/s</th><th>of it retries</th><th>goodput/s</th><th>goodput % of capacity</th>
 <th>p99 good</th><th>p99 refusals: service / shoppers</th><th>errors (% of offered)</th><th>outage</th><th>recovery</th><th>restarts</th>
 <th>oversold</th><th>missing orders</th><th>events lost</th><th>events twice</th><th>stale served</th></tr></thead><tbody>
-{{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td>
+{{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td><td data-key="retry_pct">{{pct .Headline.RetryPct}}</td>
 <td>{{rps .Headline.GoodputRPS}}</td><td data-key="goodput_pct">{{pct .Headline.GoodputPct}}</td>
 <td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td data-key="p99_refusal_ms">{{atMost .Headline.P99RefusalService}} / {{ms .Headline.P99Refusal}}</td><td>{{errors .Headline.ErrorRate}}</td>
 <td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{restarts .}}</td>

@@ -14,13 +14,13 @@ func Markdown(s *Summary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Replay: %s\n\n%s\n\n", s.Scenario, strings.TrimSpace(s.Description))
 	fmt.Fprintf(&b, "Capacity on this machine (%s): **%.0f requests/s** (resilient, p99 ≤ 200 ms). ", s.Machine, s.Capacity)
-	fmt.Fprintf(&b, "Judged window: seconds %d–%d. Started %s.\n\n", s.Window[0], s.Window[1], s.Started.Format("2006-01-02 15:04:05 MST"))
-	b.WriteString("| profile | offered/s | goodput/s | goodput % of capacity | p99 good | p99 refusals: service / shoppers | errors | outage | recovery | restarts | oversold | missing orders | events lost / twice | stale served |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "Judged window: seconds %d–%d. Started %s. %s\n\n", s.Window[0], s.Window[1], s.Started.Format("2006-01-02 15:04:05 MST"), RetryPolicy(s.Retries))
+	b.WriteString("| profile | offered/s | of it retries | goodput/s | goodput % of capacity | p99 good | p99 refusals: service / shoppers | errors | outage | recovery | restarts | oversold | missing orders | events lost / twice | stale served |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range s.Profiles {
 		h := p.Headline
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f | **%.0f %%** | %s | %s / %s | %s | %d s | %s | %s | %d | %d | %d / %d | %d |\n",
-			p.Name, h.OfferedRPS, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), AtMost(h.P99RefusalService), Millis(h.P99Refusal), Errors(h.ErrorRate),
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f %% | %.0f | **%.0f %%** | %s | %s / %s | %s | %d s | %s | %s | %d | %d | %d / %d | %d |\n",
+			p.Name, h.OfferedRPS, h.RetryPct, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), AtMost(h.P99RefusalService), Millis(h.P99Refusal), Errors(h.ErrorRate),
 			h.OutageS, Recovery(h.RecoveryS), RestartsCell(p), h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
 	}
 	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
@@ -97,6 +97,18 @@ func RestartsCell(p Profile) string {
 		return "not counted"
 	}
 	return fmt.Sprint(p.Headline.Restarts)
+}
+
+// RetryPolicy says what the shoppers did after a failure: every retry is
+// load the shop did not ask for, counted in the offered rate.
+func RetryPolicy(retries int) string {
+	switch retries {
+	case 0:
+		return "Shoppers never retry."
+	case 1:
+		return "Shoppers retry a failed request once (the offered rate counts every attempt)."
+	}
+	return fmt.Sprintf("Shoppers retry a failed request up to %d times (the offered rate counts every attempt).", retries)
 }
 
 // Recovery formats a recovery time.

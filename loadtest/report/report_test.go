@@ -21,17 +21,17 @@ import (
 // second with no scrape (NaN), a refusal slower than the last bucket (+Inf).
 func sample() *Summary {
 	s := &Summary{Scenario: "promo", Description: "test <b>escaped</b>", Started: time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC),
-		Machine: "linux/amd64, 2 CPUs", Capacity: 250, Window: [2]int{2, 5},
+		Machine: "linux/amd64, 2 CPUs", Capacity: 250, Retries: 1, Window: [2]int{2, 5},
 		Phases: []Phase{{"warm-up", 0, 2, 75, 0.3}, {"spike", 2, 5, 750, 3}, {"cool-down", 5, 8, 75, 0.3}}}
 	for i, name := range []string{"naive", "resilient"} {
 		f := float64(i)
 		p := Profile{Name: name, Fixes: name, Restarts: map[string]int{"order": 1 - i}, Supervised: i == 0, // as with -target
-			Headline: Headline{OfferedRPS: 750, GoodputRPS: 37 + 500*f, GoodputPct: 15 + 200*f, P99Good: 4790 - 4600*f,
+			Headline: Headline{OfferedRPS: 750, RetryPct: 31 - 27*f, GoodputRPS: 37 + 500*f, GoodputPct: 15 + 200*f, P99Good: 4790 - 4600*f,
 				P99Refusal: 12.5, P99RefusalService: 2.5, ErrorRate: map[string]float64{"timeout": 32.6 * (1 - f), "shed": 40 * f}, RecoveryS: -1 + 3*f, Restarts: 1 - i},
 			Verdicts: []Verdict{{Claim: "a claim", Held: i == 1, Seen: "seen"}},
 			Events:   []stack.Event{{At: s.Started, Service: "order", What: "killed", Detail: "liveness"}}}
 		for t := range 8 {
-			pt := Point{T: t, Offered: 75 + 600*t%3, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
+			pt := Point{T: t, Offered: 75 + 600*t%3, Retries: 20 * t % 7, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
 				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4,
 				RefusedP99Service: 0.5, RefusedP99Shoppers: 3, LagP99: 1.5, Stale: t % 2, CPUBusy: 60 + 5*float64(t), CPUWaiting: 30 + 8*float64(t)}
 			if t == 3 {
@@ -81,7 +81,7 @@ func TestReportFilesAgree(t *testing.T) {
 			restarts = "not counted" // the orchestrator's to count, not 0
 		}
 		for key, want := range map[string]string{
-			"goodput_pct": fmt.Sprintf("%.0f %%", p.Headline.GoodputPct), "p99_good_ms": Millis(p.Headline.P99Good),
+			"goodput_pct": fmt.Sprintf("%.0f %%", p.Headline.GoodputPct), "retry_pct": fmt.Sprintf("%.0f %%", p.Headline.RetryPct), "p99_good_ms": Millis(p.Headline.P99Good),
 			"restarts": restarts, "oversold_units": fmt.Sprint(p.Headline.Oversold),
 			"missing_orders": fmt.Sprint(p.Headline.Missing), "events_lost": fmt.Sprint(p.Headline.EventsLost),
 			"p99_refusal_ms": AtMost(p.Headline.P99RefusalService) + " / " + Millis(p.Headline.P99Refusal),
@@ -90,13 +90,16 @@ func TestReportFilesAgree(t *testing.T) {
 				t.Errorf("%s: HTML cell %s is not %q: %s", p.Name, key, want, row)
 			}
 		}
-		if !strings.Contains(md, fmt.Sprintf("| %s | %.0f | %.0f | **%.0f %%** | %s | %s / %s |", p.Name, p.Headline.OfferedRPS,
+		if !strings.Contains(md, fmt.Sprintf("| %s | %.0f | %.0f %% | %.0f | **%.0f %%** | %s | %s / %s |", p.Name, p.Headline.OfferedRPS, p.Headline.RetryPct,
 			p.Headline.GoodputRPS, p.Headline.GoodputPct, Millis(p.Headline.P99Good), AtMost(p.Headline.P99RefusalService), Millis(p.Headline.P99Refusal))) {
 			t.Errorf("%s: Markdown row disagrees with the JSON:\n%s", p.Name, md)
 		}
 		if !regexp.MustCompile(`(?m)^\| ` + p.Name + ` \|.* \| ` + restarts + ` \| \d+ \| \d+ \| \d+ / \d+ \| \d+ \|$`).MatchString(md) {
 			t.Errorf("%s: Markdown restarts are not %q:\n%s", p.Name, restarts, md)
 		}
+	}
+	if policy := RetryPolicy(s.Retries); !strings.Contains(html, policy) || !strings.Contains(md, policy) {
+		t.Errorf("the reports do not say what the shoppers did after a failure (%q)", policy)
 	}
 	if strings.Contains(html, "<b>escaped</b>") {
 		t.Fatal("the description was not escaped")

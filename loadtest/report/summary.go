@@ -23,7 +23,10 @@ type Summary struct {
 	Machine     string    `json:"machine"`
 	// Capacity is the highest rate (requests/s) at which the resilient
 	// profile kept p99 ≤ 200 ms, measured on this machine before the run.
-	Capacity float64   `json:"capacity_rps"`
+	Capacity float64 `json:"capacity_rps"`
+	// Retries is how many times a shopper tries a failed request again (0:
+	// never); every attempt is offered load.
+	Retries  int       `json:"shopper_retries"`
 	Phases   []Phase   `json:"phases"`
 	Window   [2]int    `json:"window_s"` // the seconds the verdicts judge
 	Faults   []Fault   `json:"faults,omitempty"`
@@ -65,6 +68,7 @@ type Profile struct {
 // Headline is a profile's row of the headline table.
 type Headline struct {
 	OfferedRPS float64 `json:"offered_rps"`    // during the judged window
+	RetryPct   float64 `json:"retry_pct"`      // of it, shoppers' second or later attempts, %
 	GoodputRPS float64 `json:"goodput_rps"`    // good answers per second in the window
 	GoodputPct float64 `json:"goodput_pct"`    // GoodputRPS as % of capacity
 	P50Good    float64 `json:"p50_good_ms"`    // latency of good answers in the window
@@ -118,6 +122,7 @@ type Verdict struct {
 type Point struct {
 	T          int            `json:"t"`
 	Offered    int            `json:"offered"`
+	Retries    int            `json:"retries"` // of Offered, shoppers' second or later attempts
 	Good       int            `json:"good"`
 	ByClass    map[string]int `json:"by_class"`
 	P50        float64        `json:"p50_ms"`

@@ -17,7 +17,7 @@
 // Usage:
 //
 //	go run ./loadtest/cmd/replay [-scenario promo] [-profiles naive,resilient] [-ablations]
-//	                             [-capacity N] [-scale F] [-repeat N] [-strict] [-cpuprofile FILE]
+//	                             [-capacity N] [-scale F] [-retries N] [-repeat N] [-strict] [-cpuprofile FILE]
 //	replay -target user=URL,search=URL,order=URL -target-admin ... -target-db ... [-toxiproxy URL]
 //
 // With -target it drives a shop that runs already (the compose stack:
@@ -85,6 +85,7 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	capacity := fs.Float64("capacity", 0, "the shop's capacity in requests/s; 0 measures it first")
 	scale := fs.Float64("scale", 1, "multiply the scenario's durations (0.2: a quick look)")
 	shoppers := fs.Int("shoppers", 40, "pre-registered users")
+	retries := fs.Int("retries", 1, "how many times a shopper tries a failed request again (0: never; each retry is more load)")
 	products := fs.Int("products", 10_000, "catalog size")
 	out := fs.String("out", "", "report directory (default loadtest/out/<scenario>-<time>)")
 	strict := fs.Bool("strict", false, "exit 3 if a profile's verdict fails")
@@ -114,6 +115,9 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	if *scale != 1 {
 		sc = sc.Scaled(*scale)
 	}
+	if *retries < 0 {
+		return 0, usageError{errors.New("-retries must be 0 or more")}
+	}
 	if *repeat < 1 {
 		return 0, usageError{errors.New("-repeat must be 1 or more")}
 	}
@@ -130,7 +134,10 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	}
 
 	opts := replay.Options{Scenario: sc, Profiles: ps, Capacity: *capacity,
-		Deps: stack.Deps{Postgres: *pg, Redis: *rd, NATS: *nt}, Products: *products, Shoppers: *shoppers, Progress: stdout}
+		Deps: stack.Deps{Postgres: *pg, Redis: *rd, NATS: *nt}, Products: *products, Shoppers: *shoppers, Retries: *retries, Progress: stdout}
+	if *retries == 0 {
+		opts.Retries = -1 // Options' zero is the default, one retry
+	}
 	stamp := fmt.Sprintf("%s-%s", sc.Name, time.Now().Format("20060102-150405"))
 	if *target != "" {
 		remote, err := remoteShop(*target, *targetAdmin, *targetDB, *toxi)

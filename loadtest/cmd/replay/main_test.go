@@ -21,6 +21,7 @@ func TestUsage(t *testing.T) {
 		{"an unknown scenario", []string{"-scenario", "black-friday"}, 2, "black-friday"},
 		{"a scale of zero", []string{"-scale", "0"}, 2, "-scale must be positive"},
 		{"no run at all", []string{"-repeat", "0"}, 2, "-repeat must be 1 or more"},
+		{"fewer than no retries", []string{"-retries", "-1"}, 2, "-retries must be 0 or more"},
 		{"an unknown profile", []string{"-profiles", "naive,resilient-nope"}, 2, "nope"},
 		{"an unknown flag", []string{"-fast"}, 2, "-fast"},
 		{"a target without every service", []string{"-target", "user=http://u:8080"}, 2, "no URL for the search service"},

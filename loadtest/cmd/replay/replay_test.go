@@ -46,7 +46,7 @@ func TestTheCommandEndToEnd(t *testing.T) {
 	out, prof := filepath.Join(dir, "report"), filepath.Join(dir, "replay.pprof")
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"-profiles", "resilient", "-scale", "0.05", "-capacity", "20", "-products", "500",
-		"-shoppers", "6", "-out", out, "-cpuprofile", prof}, &stdout, &stderr)
+		"-shoppers", "6", "-retries", "0", "-out", out, "-cpuprofile", prof}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stderr.String(), stdout.String())
 	}
@@ -56,6 +56,9 @@ func TestTheCommandEndToEnd(t *testing.T) {
 	s := readSummary(t, out)
 	if len(s.Profiles) != 1 || s.Profiles[0].Name != "resilient" || s.Capacity != 20 || s.Profiles[0].Headline.OfferedRPS <= 0 {
 		t.Fatalf("summary: %d profiles, capacity %v; want the resilient one, run at 20/s", len(s.Profiles), s.Capacity)
+	}
+	if s.Retries != 0 {
+		t.Errorf("summary: shoppers retried up to %d times; -retries 0 says never", s.Retries)
 	}
 	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
 		t.Fatal(err)
@@ -83,6 +86,9 @@ func TestRepeatComparesTheVerdicts(t *testing.T) {
 		s := readSummary(t, filepath.Join(out, dir))
 		if len(s.Profiles) != 1 || len(s.Profiles[0].Verdicts) == 0 {
 			t.Fatalf("%s: %d profiles; want the resilient one, judged", dir, len(s.Profiles))
+		}
+		if s.Retries != 1 {
+			t.Errorf("%s: shoppers retried up to %d times; by default once", dir, s.Retries)
 		}
 		runs = append(runs, s)
 	}
