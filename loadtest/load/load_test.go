@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,5 +178,60 @@ func TestARequestSentLateCarriesItsLag(t *testing.T) {
 	if w.RefusalP(0.99) != 30 || w.RefusalSentP(0.99) != 12 || w.LagP(0.99) != 40 {
 		t.Fatalf("refusals p99 %v from due, %v from sending (want 30, 12); lag p99 %v (want 40, every request's)",
 			w.RefusalP(0.99), w.RefusalSentP(0.99), w.LagP(0.99))
+	}
+}
+
+// Setting up, a shopper takes "later" for an answer: 429, 503 and the 409
+// that says the first attempt still holds the idempotency key, after
+// Retry-After, with the same key. On a slow machine a set-up order once
+// got that 409 and the whole run stopped.
+func TestSetUpWaitsOutAKeyInProgress(t *testing.T) {
+	var keys []string
+	var mu sync.Mutex
+	srv := newServer(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		n := len(keys)
+		mu.Unlock()
+		switch n {
+		case 1:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"code":"pool_timeout"}}`))
+		case 2:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{"error":{"code":"request_in_progress"}}`))
+		default:
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"order-1"}`))
+		}
+	})
+	defer srv.Close()
+	shop := &Shop{Client: NewClient()}
+	w := &Shopper{ID: 1, Token: "t", IP: "10.0.0.1"}
+	var created struct{ ID string }
+	start := time.Now()
+	err := shop.call(context.Background(), w, http.MethodPost, srv.URL+"/v1/orders", map[string]any{}, http.StatusCreated, &created)
+	if err != nil || created.ID != "order-1" {
+		t.Fatalf("err %v, order %q; want the order placed on the third attempt", err, created.ID)
+	}
+	if len(keys) != 3 || keys[0] == "" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Fatalf("idempotency keys %q; want one key, three times", keys)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("asked again after %v; Retry-After said 1 s", waited)
+	}
+
+	// A conflict that is not "later" is an answer: no retry.
+	var attempts atomic.Int64
+	soldOut := newServer(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error":{"code":"sold_out"}}`))
+	})
+	defer soldOut.Close()
+	if err := shop.call(context.Background(), w, http.MethodPost, soldOut.URL+"/v1/orders", map[string]any{}, http.StatusCreated, nil); err == nil || attempts.Load() != 1 {
+		t.Fatalf("err %v after %d attempts; want the sold_out answer as an error, at once", err, attempts.Load())
 	}
 }

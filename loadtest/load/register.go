@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/stampede-shop/stampede/pkg/web"
 )
 
 // Register creates n shoppers through the user service (registration and
@@ -66,8 +68,12 @@ func (s *Shop) Register(ctx context.Context, n int) error {
 }
 
 // call makes one set-up request as shopper w and decodes the answer into
-// out. Like a well-behaved client it takes 429 and 503 as "later": it waits,
-// backing off with jitter, and asks again (with the same idempotency key).
+// out. Like a well-behaved client it takes 429, 503 and a 409
+// request_in_progress as "later": it waits, backing off with jitter and at
+// least as long as Retry-After says, and asks again with the same
+// idempotency key. (The 409 is the answer to that retry when the first
+// attempt failed and the service could not release its key: on a slow
+// machine a set-up order once got it, and the whole run stopped there.)
 func (s *Shop) call(ctx context.Context, w *Shopper, method, url string, body any, want int, out any) error {
 	key := s.newKey()
 	wait := 50 * time.Millisecond
@@ -80,14 +86,18 @@ func (s *Shop) call(ctx context.Context, w *Shopper, method, url string, body an
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait/2 + rand.N(wait)):
+		case <-time.After(max(wait/2+rand.N(wait), later.retryAfter)):
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
 }
 
-// laterError is a 429 or 503: come back later.
-type laterError struct{ status int }
+// laterError is an answer that means "come back later", after retryAfter
+// if the service said when.
+type laterError struct {
+	status     int
+	retryAfter time.Duration
+}
 
 func (e *laterError) Error() string { return fmt.Sprintf("status %d", e.status) }
 
@@ -115,8 +125,9 @@ func (s *Shop) callOnce(ctx context.Context, w *Shopper, method, url, key string
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		return &laterError{resp.StatusCode}
+	switch class, _ := classify(resp.StatusCode, data); class {
+	case Limited, Shed, Unavailable, InProgress:
+		return &laterError{resp.StatusCode, web.RetryAfter(resp.Header, 5*time.Second)}
 	}
 	if resp.StatusCode != want {
 		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, data)
