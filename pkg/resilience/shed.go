@@ -74,6 +74,13 @@ const (
 	// CPUs, short enough that a wait the service's own work causes brings
 	// the cap down within seconds.
 	calmFade = 5 * time.Second
+	// calmShare is how much of that rate a wait leaves the cap: the floor
+	// of its cuts. It trades goodput for tail where refusing a request
+	// costs about what serving a cheap one does. On a machine held to 1.2
+	// CPUs, at 304 requests/s: no floor, goodput 61–142 % of capacity (p99
+	// good 140–167 ms); 0.9, 126–186 % and 182–249 ms (over 200 in four
+	// runs of six); 0.5, 90–132 % and 151–179 ms (loadtest/MEASUREMENTS.md).
+	calmShare = 0.5
 )
 
 func (s ShedSettings) withDefaults() ShedSettings {
@@ -142,7 +149,7 @@ type Shedder struct {
 	// request only to refuse it too, waits its turn for a CPU before any
 	// handler's clock starts. A rate bounds fast work as well as slow. Each
 	// cpuWindow, a p99 wait over CPUWait sets the cap to Backoff times the
-	// rate of work done since the last read, but not below Backoff times
+	// rate of work done since the last read, but not below calmShare times
 	// the calm rate (see calm); a window without raises it by a twentieth,
 	// and lifts it once it is twice that rate. The cap is a token bucket
 	// holding cpuWindow/10 of it, and at least cpuMinBurst.
@@ -153,7 +160,7 @@ type Shedder struct {
 	cpuNext  atomic.Int64 // when to read the CPU wait next (Unix ns)
 	// calm is the most requests a second finished in a window without a
 	// wait lately, fading by half every calmFade; calmAt is when it was
-	// last aged. Backoff times it is as far as a wait cuts the cap.
+	// last aged. calmShare times it is as far as a wait cuts the cap.
 	calm   float64
 	calmAt time.Time
 }
@@ -495,15 +502,16 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 	case busy:
 		// fix: shedding — goroutines queue for a CPU: admit less, so that
 		// admitted work and refusals alike find one sooner. But not less
-		// than Backoff times a rate served lately without a wait: the wait
-		// may be the neighbours' (the other processes on the machine), or
-		// the refusals' own, and cutting admissions shortens neither. On a
-		// machine where refusing cost about what a cheap answer does, the
-		// cuts alone ratcheted the cap down to a few hundred a second while
-		// the CPUs stayed as busy, and the spike's goodput fell to 64–157 %
-		// of capacity; with the floor, 98–271 %, for a longer tail as the
-		// CPUs run busier (loadtest/MEASUREMENTS.md).
-		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff, sh.calm*sh.s.Backoff)
+		// than calmShare times a rate served lately without a wait: the
+		// wait may be the neighbours' (the other processes on the machine),
+		// or the refusals' own, and cutting admissions shortens neither.
+		// Where refusing cost about what a cheap answer does, the cuts alone
+		// ratcheted the cap down to a few hundred a second while the CPUs
+		// stayed as busy, and the spike's goodput fell to 61–64 % of
+		// capacity in some runs; a floor of 0.9 of that rate kept the
+		// goodput and let the CPUs run so busy that the tail broke 200 ms
+		// on a slow machine; half of it kept both (loadtest/MEASUREMENTS.md).
+		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff, sh.calm*calmShare)
 	case capped > 2*done:
 		capped = math.Inf(1) // the cap holds nothing back
 	default:

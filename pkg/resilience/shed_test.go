@@ -273,10 +273,10 @@ func (w *cpuWatcher) offer(d, every time.Duration, together int) (admitted, sent
 
 // While the process's goroutines wait for a CPU, the shedder admits fewer
 // requests a second, however fast they are; when they stop waiting, it
-// admits them all again. A short wait cuts it only to 0.9 times the rate it
-// served without one (the wait may be another process's); one that lasts
-// brings it lower as that rate fades. Off (CPUWait 0), the wait changes
-// nothing.
+// admits them all again. A wait cuts it no lower than half the rate it
+// served without one (the wait may be another process's, or the refusals'
+// own); one that lasts brings it lower as that rate fades. Off (CPUWait 0),
+// the wait changes nothing.
 func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 	for _, watched := range []bool{true, false} {
 		synctest.Test(t, func(t *testing.T) {
@@ -287,12 +287,13 @@ func TestShedderKeepsACPUFreeWhenGoroutinesWaitForOne(t *testing.T) {
 				t.Fatalf("watched %v, CPUs free: %d of 500 admitted", watched, n)
 			}
 			w.busy.Store(true)
-			w.offer(500*time.Millisecond, time.Millisecond, 1)
+			w.offer(2500*time.Millisecond, time.Millisecond, 1)
 			n, _ := w.offer(500*time.Millisecond, time.Millisecond, 1)
-			if watched && (n < 350 || n > 460) {
-				t.Fatalf("goroutines waiting for a CPU since a second: %d of 500 admitted in the second half second, want 0.9 × the rate served before, fading (350–460)", n)
+			if watched && (n < 130 || n > 210) {
+				// Cuts alone would have brought the cap to 1000 × 0.9^25 ≈ 70/s by now.
+				t.Fatalf("goroutines waiting for a CPU for 2.5 s: %d of 500 admitted in the next half second, want half the rate served before, faded (130–210)", n)
 			}
-			w.offer(10*time.Second, time.Millisecond, 1)
+			w.offer(7500*time.Millisecond, time.Millisecond, 1)
 			n, _ = w.offer(500*time.Millisecond, time.Millisecond, 1)
 			if watched && n > 150 {
 				t.Fatalf("goroutines waiting for a CPU for 10 s: %d of 500 admitted in the last half second, want at most 150", n)
