@@ -507,11 +507,8 @@ func (sh *Shedder) adjustCPURate(now time.Time, busy bool) {
 		// or the refusals' own, and cutting admissions shortens neither.
 		// Where refusing cost about what a cheap answer does, the cuts alone
 		// ratcheted the cap down to a few hundred a second while the CPUs
-		// stayed as busy, and the spike's goodput fell to 61–64 % of
-		// capacity in some runs; a floor of 0.9 of that rate kept the
-		// goodput and let the CPUs run so busy that the tail broke 200 ms
-		// on a machine held to 1.2 CPUs; half of it kept both there
-		// (loadtest/MEASUREMENTS.md).
+		// stayed as busy; calmShare says how the floor trades that goodput
+		// against the tail, as measured.
 		capped = max(cpuMinRate, min(capped, done)*sh.s.Backoff, sh.calm*calmShare)
 	case capped > 2*done:
 		capped = math.Inf(1) // the cap holds nothing back
