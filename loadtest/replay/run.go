@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,7 +18,6 @@ import (
 	"github.com/stampede-shop/stampede/loadtest/scenario"
 	"github.com/stampede-shop/stampede/loadtest/stack"
 	"github.com/stampede-shop/stampede/pkg/fixes"
-	"github.com/stampede-shop/stampede/pkg/resilience"
 )
 
 // Options are what a replay runs.
@@ -330,231 +326,6 @@ func faultSwitch(st stack.Shop, f scenario.Fault) (on, off faultStep) {
 	}
 }
 
-// timed is what was timed in one second: the services' refusals (all
-// services together), the waits for a CPU of the order service's
-// goroutines, and the machine's CPUs.
-type timed struct {
-	refused, sched stack.Histogram
-	// The machine's CPUs this second, in percent (NaN: not known here):
-	// busy, and the time some runnable task had to wait for one.
-	cpuBusy, cpuWaiting float64
-}
-
-// sample scrapes the services every second while the run goes on and prints
-// the live progress line; the function it returns stops it and returns the
-// timeline, and what the services timed, second by second.
-func sample(ctx context.Context, st stack.Shop, rec *load.Recorder, gen *load.Generator,
-	sc *scenario.Scenario, p Profile, o Options) func() ([]report.Point, []timed) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var seen scrapes
-	// The counters at each service's last scrape (the histograms, the
-	// breakers' entries); the first scrape is taken now, so that a shop that
-	// ran before (--target) counts from here.
-	type counters struct {
-		refused, sched stack.Histogram
-		entered        map[string]stack.Entries
-	}
-	last := map[string]counters{}
-	scrape := func(svc string, timeout time.Duration, into *timed) stack.Sample {
-		sm := stack.Scrape(ctx, st.Admin(svc), timeout)
-		if sm.Refused == nil {
-			return sm
-		}
-		was := last[svc]
-		if into != nil {
-			into.refused = into.refused.Add(sm.Refused.Since(was.refused))
-			if svc == "order" {
-				into.sched = sm.Sched.Since(was.sched)
-			}
-			for name, state := range sm.Breakers { // what each breaker did this second, probes too
-				sm.Breakers[name] = stack.Charted(state, was.entered[name], sm.Entered[name])
-			}
-		}
-		last[svc] = counters{refused: *sm.Refused, sched: *sm.Sched, entered: sm.Entered}
-		return sm
-	}
-	for _, svc := range stack.Services {
-		scrape(svc, time.Second, nil)
-	}
-	cpu := stack.ReadCPU()
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			var second timed
-			cpuNow := stack.ReadCPU()
-			second.cpuBusy, second.cpuWaiting = cpuNow.Since(cpu)
-			cpu = cpuNow
-			order := scrape("order", 800*time.Millisecond, &second)
-			breakers, states := order.BreakersOpen, map[string]float64{}
-			for name, state := range order.Breakers {
-				states["order/"+name] = state
-			}
-			for _, svc := range []string{"user", "search"} {
-				sm := scrape(svc, 300*time.Millisecond, &second)
-				if !math.IsNaN(sm.BreakersOpen) {
-					breakers = nz(breakers) + sm.BreakersOpen
-				}
-				for name, state := range sm.Breakers {
-					states[svc+"/"+name] = state
-				}
-			}
-			order.BreakersOpen, order.Breakers = breakers, states
-			total, gone := 0, []string(nil)
-			if restarts := st.Restarts(); restarts != nil { // only a supervised shop has a count to show
-				up := st.Up()
-				for svc, n := range restarts {
-					total += n
-					if !up[svc] {
-						gone = append(gone, svc)
-					}
-				}
-			}
-			seen.order = append(seen.order, order)
-			seen.restarts = append(seen.restarts, total)
-			seen.down = append(seen.down, gone)
-			seen.inflight = append(seen.inflight, gen.InFlight())
-			seen.timed = append(seen.timed, second)
-			progress(o.Progress, sc, p, rec, gen, i, order, total)
-		}
-	}()
-	return func() ([]report.Point, []timed) {
-		cancel()
-		<-done
-		return seen.timeline(rec), seen.timed
-	}
-}
-
-// scrapes is what sample read, second by second: the order service's
-// sample, the restarts so far (all services), the services down, the
-// requests in flight, and what was timed.
-type scrapes struct {
-	order    []stack.Sample
-	restarts []int
-	down     [][]string
-	inflight []int64
-	timed    []timed
-}
-
-// timeline joins the shoppers' record with the scrapes, one point a second.
-// A second the services were not scraped in (answers that came after the
-// last scrape) has no samples (NaN: a gap in the charts), but its count of
-// restarts is the last one: a count does not fall back to 0.
-func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
-	var pts []report.Point
-	prevWaits := math.NaN()
-	rec.Each(func(i int, t load.Totals) {
-		pt := report.Point{T: i, Offered: t.Offered, Retries: t.Retries, Good: t.Good(), ByClass: map[string]int{},
-			P50: t.GoodP(0.5), P99: t.GoodP(0.99), OrderOK: t.OrderHealth(), Stale: t.Stale,
-			DBInUse: math.NaN(), DBWaits: math.NaN(), Goroutines: math.NaN(), Breakers: math.NaN(), CPUCap: math.NaN(),
-			RefusedP99Shoppers: math.NaN(), LagP99: math.NaN(), CPUBusy: math.NaN(), CPUWaiting: math.NaN()}
-		if t.Refusals() > 0 { // none: a gap in the chart, not a refusal in 0 ms
-			pt.RefusedP99Shoppers = t.RefusalP(0.99)
-		}
-		if t.Offered > 0 {
-			pt.LagP99 = t.LagP(0.99)
-		}
-		for c, n := range t.ByClass {
-			pt.ByClass[string(c)] = n
-		}
-		switch n := len(s.order); {
-		case i < n:
-			o := s.order[i]
-			pt.DBInUse, pt.Goroutines, pt.Breakers, pt.BreakerStates = o.DBInUse, o.Goroutines, o.BreakersOpen, o.Breakers
-			if o.CPUCap > 0 { // 0: no cap; a gap in the chart, not a cap at zero
-				pt.CPUCap = o.CPUCap
-			}
-			if !math.IsNaN(o.DBWaits) && !math.IsNaN(prevWaits) && o.DBWaits >= prevWaits {
-				pt.DBWaits = o.DBWaits - prevWaits
-			}
-			prevWaits = o.DBWaits
-			pt.Restarts, pt.Down, pt.InFlight = s.restarts[i], s.down[i], s.inflight[i]
-			tm := s.timed[i]
-			pt.RefusedP99Service, pt.SchedP99Order = p99Millis(tm.refused), p99Millis(tm.sched)
-			pt.CPUBusy, pt.CPUWaiting = tm.cpuBusy, tm.cpuWaiting
-		case n > 0:
-			pt.Restarts = s.restarts[n-1]
-		}
-		pts = append(pts, pt)
-	})
-	return pts
-}
-
-// p99Millis is the p99 of h in ms (an upper bound); NaN if h is empty.
-func p99Millis(h stack.Histogram) float64 { return 1000 * h.Quantile(0.99) }
-
-// mean is the mean of the known values (not NaN); -1 if none is known.
-func mean(vs []float64) float64 {
-	sum, n := 0.0, 0
-	for _, v := range vs {
-		if !math.IsNaN(v) {
-			sum, n = sum+v, n+1
-		}
-	}
-	if n == 0 {
-		return -1
-	}
-	return sum / float64(n)
-}
-
-func nz(v float64) float64 {
-	if math.IsNaN(v) {
-		return 0
-	}
-	return v
-}
-
-// progress prints one line a second: phase, offered rate, goodput, p99,
-// errors by class, breakers, restarts.
-func progress(w io.Writer, sc *scenario.Scenario, p Profile, rec *load.Recorder, gen *load.Generator, i int, order stack.Sample, restarts int) {
-	t := rec.Window(time.Duration(i)*time.Second, time.Duration(i+1)*time.Second)
-	ph, _ := sc.At(time.Duration(i) * time.Second)
-	var errs []string
-	for _, c := range load.Classes {
-		if n := t.ByClass[c]; n > 0 && !c.Good() {
-			errs = append(errs, fmt.Sprintf("%s %d", c, n))
-		}
-	}
-	if len(errs) == 0 {
-		errs = []string{"none"}
-	}
-	db := "–"
-	if !math.IsNaN(order.DBInUse) {
-		db = fmt.Sprintf("%.0f", order.DBInUse)
-	}
-	fmt.Fprintf(w, "  %-9s %-10s %3ds │ offered %5d/s │ good %5d/s │ p99 %8s │ db in use %3s │ restarts %d │ in flight %5d │ breakers %s │ errors: %s\n",
-		p.Name, ph.Name, i, t.Offered, t.Good(), report.Millis(t.GoodP(0.99)), db, restarts, gen.InFlight(), breakerStates(order), strings.Join(errs, ", "))
-}
-
-// breakerStates names the breakers that were not closed this second, by
-// service/name, in the words of the report's chart: "closed" if none, "–"
-// if no service could be scraped.
-func breakerStates(sm stack.Sample) string {
-	if math.IsNaN(sm.BreakersOpen) {
-		return "–"
-	}
-	var named []string
-	for _, name := range slices.Sorted(maps.Keys(sm.Breakers)) {
-		switch sm.Breakers[name] {
-		case resilience.BreakerHalfOpen:
-			named = append(named, name+" probing")
-		case resilience.BreakerOpen:
-			named = append(named, name+" open")
-		}
-	}
-	if len(named) == 0 {
-		return "closed"
-	}
-	return strings.Join(named, ", ")
-}
-
 // headline computes a profile's row of the headline table.
 func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr report.Profile, seconds []timed) report.Headline {
 	from, to := sc.Window()
@@ -601,4 +372,18 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 		}
 	}
 	return h
+}
+
+// mean is the mean of the known values (not NaN); -1 if none is known.
+func mean(vs []float64) float64 {
+	sum, n := 0.0, 0
+	for _, v := range vs {
+		if !math.IsNaN(v) {
+			sum, n = sum+v, n+1
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	return sum / float64(n)
 }
