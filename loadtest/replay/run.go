@@ -221,25 +221,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	rec := &load.Recorder{}
 	gen := &load.Generator{MaxInFlight: inFlightBound()}
 	start := time.Now()
-	// A fault that could not be injected (or ended) fails the run: its
-	// verdicts would judge a run without it.
-	var faultMu sync.Mutex
-	var faultErrs []error
-	for _, f := range sc.Faults {
-		on, off := faultSwitch(st, f)
-		apply := func(s faultStep, prefix string) {
-			if err := s.do(); err != nil {
-				faultMu.Lock()
-				faultErrs = append(faultErrs, fmt.Errorf("%s %s%s: %w", f.Kind, prefix, s.what, err))
-				faultMu.Unlock()
-				fmt.Fprintf(o.Progress, "    ⚡ %s %s%s FAILED: %v\n", f.Kind, prefix, s.what, err)
-				return
-			}
-			fmt.Fprintf(o.Progress, "    ⚡ %s %s%s\n", f.Kind, prefix, s.what)
-		}
-		time.AfterFunc(f.At.Duration, func() { apply(on, "") })
-		time.AfterFunc(f.At.Duration+f.For.Duration, func() { apply(off, "over ") })
-	}
+	faultsFailed := scheduleFaults(st, sc.Faults, o.Progress)
 	samples := sample(ctx, st, rec, gen, sc, p, o)
 	gen.Run(ctx, start, sc.Length(), func(t time.Duration) float64 {
 		ph, _ := sc.At(t)
@@ -249,10 +231,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		shop.Send(ctx, load.Pick(sc.MixOf(ph)), start, due, rec.Add)
 	})
 	points, secs := samples()
-	faultMu.Lock()
-	err = errors.Join(faultErrs...)
-	faultMu.Unlock()
-	if err != nil {
+	if err := faultsFailed(); err != nil {
 		return pr, fmt.Errorf("the scenario's faults: %w", err)
 	}
 
@@ -296,34 +275,6 @@ func soldOutBefore(ctx context.Context, o Options) string {
 	return "the hot SKU was sold out before this profile began (a running shop keeps its data from earlier profiles " +
 		"and runs): nothing could be oversold, and a shop with the hot_row fix answered its orders from the Redis " +
 		"gate, cheaply. For a fair comparison run each profile on a fresh stack (docker compose down -v), or use make replay"
-}
-
-// faultStep is one half of a fault: what it does, for the progress, and
-// doing it.
-type faultStep struct {
-	what string
-	do   func() error
-}
-
-// faultSwitch returns what injects fault f and what ends it.
-func faultSwitch(st stack.Shop, f scenario.Fault) (on, off faultStep) {
-	switch f.Kind {
-	case scenario.PostgresDown:
-		return faultStep{"(Postgres unreachable)", func() error { return st.PostgresDown(true) }},
-			faultStep{"(Postgres back)", func() error { return st.PostgresDown(false) }}
-	case scenario.SlowPostgres:
-		return faultStep{fmt.Sprintf("(Postgres +%v)", f.Latency.Duration), func() error { return st.SlowPostgres(f.Latency.Duration) }},
-			faultStep{"(Postgres fast again)", func() error { return st.SlowPostgres(0) }}
-	case scenario.NATSDown:
-		return faultStep{"(NATS unreachable)", func() error { return st.NATSDown(true) }},
-			faultStep{"(NATS back)", func() error { return st.NATSDown(false) }}
-	case scenario.RedisDown:
-		return faultStep{"(Redis silent)", func() error { return st.RedisDown(true) }},
-			faultStep{"(Redis back)", func() error { return st.RedisDown(false) }}
-	default:
-		return faultStep{fmt.Sprintf("(user service +%v)", f.Latency.Duration), func() error { return st.SlowUsers(f.Latency.Duration) }},
-			faultStep{"(user service fast again)", func() error { return st.SlowUsers(0) }}
-	}
 }
 
 // headline computes a profile's row of the headline table.
