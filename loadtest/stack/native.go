@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -112,55 +113,24 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	}()
 
 	tp := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	// via returns the URL the services reach a dependency by: its own, or,
-	// when a fault is to cut that path, the same through a proxy, kept in *p.
-	via := func(want bool, p **toxiproxy.Proxy, name, u string) (string, error) {
-		if !want {
-			return u, nil
-		}
-		upstream, err := hostPort(u)
-		if err != nil {
-			return "", err
-		}
-		*p = toxiproxy.NewProxy(tp, name, "127.0.0.1:0", upstream)
-		if err := (*p).Start(); err != nil {
-			return "", fmt.Errorf("toxiproxy for %s: %w", name, err)
-		}
-		return strings.Replace(u, upstream, (*p).Listen, 1), nil
-	}
-	pgVia, err := via(o.ProxyPostgres, &s.postgres, "postgres", deps.Postgres)
-	if err != nil {
+	var pgVia, natsVia, redisVia, usersVia string
+	if s.postgres, pgVia, err = via(tp, o.ProxyPostgres, "postgres", deps.Postgres); err != nil {
 		return nil, err
 	}
-	natsVia, err := via(o.ProxyNATS, &s.nats, "nats", deps.NATS)
-	if err != nil {
+	if s.nats, natsVia, err = via(tp, o.ProxyNATS, "nats", deps.NATS); err != nil {
 		return nil, err
 	}
-	redisVia, err := via(o.ProxyRedis, &s.redis, "redis", deps.Redis)
-	if err != nil {
+	if s.redis, redisVia, err = via(tp, o.ProxyRedis, "redis", deps.Redis); err != nil {
 		return nil, err
 	}
-
 	ports := map[string][2]string{}
 	for _, svc := range Services {
 		ports[svc] = [2]string{freeAddr(), freeAddr()}
 		s.api[svc] = "http://" + ports[svc][0]
 		s.admin[svc] = "http://" + ports[svc][1]
 	}
-	usersVia, err := via(o.ProxyUsers, &s.users, "users", s.api["user"])
-	if err != nil {
+	if s.users, usersVia, err = via(tp, o.ProxyUsers, "users", s.api["user"]); err != nil {
 		return nil, err
-	}
-
-	dbVia := map[string]string{}
-	for _, svc := range Services {
-		database := "/" + s.run + "_" + svc + "?"
-		direct := strings.Replace(deps.Postgres, "/postgres?", database, 1)
-		if err := db.EnsureDatabase(ctx, direct); err != nil {
-			return nil, err
-		}
-		s.databases[svc] = direct
-		dbVia[svc] = strings.Replace(pgVia, "/postgres?", database, 1)
 	}
 
 	common := map[string]string{
@@ -171,30 +141,59 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 		"USER_SERVICE_URL": usersVia, "SEARCH_SERVICE_URL": s.api["search"],
 		"OTEL_SDK_DISABLED": "true",
 	}
-	for k, v := range o.Env {
-		common[k] = v
-	}
+	maps.Copy(common, o.Env)
 	for _, svc := range Services {
+		database := "/" + s.run + "_" + svc + "?"
+		direct := strings.Replace(deps.Postgres, "/postgres?", database, 1)
+		if err := db.EnsureDatabase(ctx, direct); err != nil {
+			return nil, err
+		}
+		s.databases[svc] = direct
 		env := os.Environ()
 		for k, v := range common {
 			env = append(env, k+"="+v)
 		}
 		env = append(env, "HTTP_ADDR="+ports[svc][0], "ADMIN_ADDR="+ports[svc][1],
-			"DATABASE_URL="+dbVia[svc], "REDIS_KEY_PREFIX="+s.run+":"+svc+":")
+			"DATABASE_URL="+strings.Replace(pgVia, "/postgres?", database, 1), "REDIS_KEY_PREFIX="+s.run+":"+svc+":")
 		log, err := logFile(o.LogDir, svc)
 		if err != nil {
 			return nil, err
 		}
 		s.procs[svc] = &Process{Name: svc, Bin: bins[svc], Env: env, API: s.api[svc], Log: log, Probe: o.Probe, OnEvent: o.OnEvent}
 	}
+	if err := s.seedAndStart(ctx, o.Products, o.LogDir); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
-	// The catalog and the inventory come from one seed, as in production.
+// via returns the URL the services reach a dependency at u by: u itself,
+// or, when a fault is to cut that path (want), the same through a proxy of
+// tp's, which it returns too (nil: none).
+func via(tp *toxiproxy.ApiServer, want bool, name, u string) (*toxiproxy.Proxy, string, error) {
+	if !want {
+		return nil, u, nil
+	}
+	upstream, err := hostPort(u)
+	if err != nil {
+		return nil, "", err
+	}
+	p := toxiproxy.NewProxy(tp, name, "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		return nil, "", fmt.Errorf("toxiproxy for %s: %w", name, err)
+	}
+	return p, strings.Replace(u, upstream, p.Listen, 1), nil
+}
+
+// seedAndStart seeds the catalog and the inventory, from one seed as in
+// production, then starts the three services and waits until each is ready.
+func (s *Native) seedAndStart(ctx context.Context, products int, logDir string) error {
 	for _, svc := range []string{"search", "order"} {
 		p := s.procs[svc]
-		cmd := exec.CommandContext(ctx, p.Bin, "seed", strconv.Itoa(o.Products))
+		cmd := exec.CommandContext(ctx, p.Bin, "seed", strconv.Itoa(products))
 		cmd.Env, cmd.Stdout, cmd.Stderr = p.Env, p.Log, p.Log
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s seed: %w (see %s.log)", svc, err, svc)
+			return fmt.Errorf("%s seed: %w (see %s.log)", svc, err, svc)
 		}
 	}
 	for _, svc := range Services {
@@ -202,10 +201,10 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	}
 	for _, svc := range Services {
 		if err := waitReady(ctx, s.api[svc], time.Minute); err != nil {
-			return nil, fmt.Errorf("%s did not become ready: %w; the end of its log:\n%s", svc, err, tail(filepath.Join(o.LogDir, svc+".log"), 15))
+			return fmt.Errorf("%s did not become ready: %w; the end of its log:\n%s", svc, err, tail(filepath.Join(logDir, svc+".log"), 15))
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // API returns the base URL of a service's API.
