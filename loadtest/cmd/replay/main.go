@@ -121,16 +121,9 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	if *repeat < 1 {
 		return 0, usageError{errors.New("-repeat must be 1 or more")}
 	}
-	var ps []replay.Profile
-	for _, n := range strings.Split(*profiles, ",") {
-		p, err := replay.ParseProfile(strings.TrimSpace(n))
-		if err != nil {
-			return 0, usageError{err}
-		}
-		ps = append(ps, p)
-	}
-	if *ablations {
-		ps = append(ps, replay.Ablations()...)
+	ps, err := parseProfiles(*profiles, *ablations)
+	if err != nil {
+		return 0, usageError{err}
 	}
 
 	opts := replay.Options{Scenario: sc, Profiles: ps, Capacity: *capacity,
@@ -169,41 +162,78 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	}
 	opts.Out = *out
 	if *cpuProfile != "" {
-		// The shoppers share the machine with the shop: what they cost is
-		// CPU the shop does not get.
-		f, err := os.Create(*cpuProfile)
+		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			return 0, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	if *repeat == 1 {
 		_, code, err := runOnce(ctx, opts, stdout, *strict)
 		return code, err
 	}
+	return runRepeated(ctx, opts, *repeat, stdout, *strict)
+}
+
+// parseProfiles reads -profiles, a comma-separated list, and adds every
+// one-fix ablation with -ablations.
+func parseProfiles(list string, ablations bool) ([]replay.Profile, error) {
+	var ps []replay.Profile
+	for _, n := range strings.Split(list, ",") {
+		p, err := replay.ParseProfile(strings.TrimSpace(n))
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	if ablations {
+		ps = append(ps, replay.Ablations()...)
+	}
+	return ps, nil
+}
+
+// startCPUProfile profiles the replay's own process into path: the shoppers
+// share the machine with the shop, and what they cost is CPU the shop does
+// not get. The function it returns stops the profile.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// runRepeated runs the scenario n times, each into run-<i>/ of opts.Out,
+// writes verdicts.md beside them, and returns the worst exit status of the
+// runs: a broken invariant (1) outranks a failed verdict (3).
+func runRepeated(ctx context.Context, opts replay.Options, n int, stdout io.Writer, strict bool) (int, error) {
+	out := opts.Out
 	var runs []*report.Summary
 	code := 0
-	for i := 1; i <= *repeat; i++ {
-		fmt.Fprintf(stdout, "\n▶ run %d of %d\n", i, *repeat)
-		opts.Out = filepath.Join(*out, fmt.Sprintf("run-%d", i))
-		s, c, err := runOnce(ctx, opts, stdout, *strict)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(stdout, "\n▶ run %d of %d\n", i, n)
+		opts.Out = filepath.Join(out, fmt.Sprintf("run-%d", i))
+		s, c, err := runOnce(ctx, opts, stdout, strict)
 		if err != nil {
 			return 0, err
 		}
 		runs = append(runs, s)
-		if c == 1 || code == 0 { // a broken invariant (1) outranks a failed verdict (3)
+		if c == 1 || code == 0 {
 			code = c
 		}
 	}
 	md, _ := report.Agreement(runs)
-	if err := os.WriteFile(filepath.Join(*out, "verdicts.md"), []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "verdicts.md"), []byte(md), 0o644); err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(stdout, "\n%s\nVerdicts compared: %s\n", md, filepath.Join(*out, "verdicts.md"))
+	fmt.Fprintf(stdout, "\n%s\nVerdicts compared: %s\n", md, filepath.Join(out, "verdicts.md"))
 	return code, nil
 }
 
