@@ -66,19 +66,8 @@ func check(ctx context.Context, databases map[string]string, acknowledged []stri
 	}
 	defer orders.Close(ctx)
 
-	stored := map[string]bool{}
-	rows, err := orders.Query(ctx, `SELECT id::text FROM orders`)
+	stored, err := storedOrders(ctx, orders)
 	if err != nil {
-		return v, err
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return v, err
-		}
-		stored[id] = true
-	}
-	if err := rows.Err(); err != nil {
 		return v, err
 	}
 	v.Stored = len(stored)
@@ -107,26 +96,14 @@ func check(ctx context.Context, databases map[string]string, acknowledged []stri
 
 	// Events: every stored order once in each consumer, and no unit twice.
 	v.EventsExpected = v.Stored
-	var handled map[string]int
-	for deadline, last, same := time.Now().Add(settle), -1, 0; ; {
-		if handled, err = countHandled(ctx, databases); err != nil {
-			return v, err
-		}
-		n := min(handled["search"], handled["user"])
-		if n >= v.Stored || time.Now().After(deadline) || same >= 6 {
-			break
-		}
-		if n == last {
-			same++ // nothing moving for a while: what is missing is not coming
-		} else {
-			last, same = n, 0
-		}
-		time.Sleep(500 * time.Millisecond)
+	handled, err := awaitConsumers(ctx, databases, v.Stored, settle)
+	if err != nil {
+		return v, err
 	}
 	if err := orders.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&v.EventsPending); err != nil {
 		return v, err
 	}
-	v.EventsLost = max(0, v.Stored-min(handled["search"], handled["user"])-v.EventsPending)
+	v.EventsLost = max(0, v.Stored-handled-v.EventsPending)
 
 	catalogDB, err := pgx.Connect(ctx, databases["search"])
 	if err != nil {
@@ -143,6 +120,46 @@ func check(ctx context.Context, databases map[string]string, acknowledged []stri
 		}
 	}
 	return v, nil
+}
+
+// storedOrders returns the ids of the orders the order service stored.
+func storedOrders(ctx context.Context, orders *pgx.Conn) (map[string]bool, error) {
+	rows, err := orders.Query(ctx, `SELECT id::text FROM orders`)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		stored[id] = true
+	}
+	return stored, nil
+}
+
+// awaitConsumers waits, up to settle, until both consumers have handled want
+// order.created events, and returns how many the slower one had. It stops
+// waiting early when the count has not moved for 3 s: what is missing then
+// is not coming.
+func awaitConsumers(ctx context.Context, databases map[string]string, want int, settle time.Duration) (int, error) {
+	for deadline, last, same := time.Now().Add(settle), -1, 0; ; {
+		handled, err := countHandled(ctx, databases)
+		if err != nil {
+			return 0, err
+		}
+		n := min(handled["search"], handled["user"])
+		if n >= want || time.Now().After(deadline) || same >= 6 {
+			return n, nil
+		}
+		if n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // countHandled counts the order.created events each consumer recorded.
