@@ -250,7 +250,12 @@ func (sh *Shedder) Acquire(ctx context.Context, crit Criticality) (*Permit, erro
 	w := &waiter{ready: make(chan struct{}), critical: critical}
 	sh.queue = slices.Insert(sh.queue, place, w)
 	sh.mu.Unlock()
+	return sh.await(ctx, w, out)
+}
 
+// await waits in the queue, as w, for a slot, at most QueueWait, and leaves
+// it when the wait is over, ctx ends, or a critical call displaces w.
+func (sh *Shedder) await(ctx context.Context, w *waiter, out *outside) (*Permit, error) {
 	timer := time.NewTimer(sh.s.QueueWait)
 	defer timer.Stop()
 	var err error
