@@ -4,9 +4,12 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
@@ -41,7 +44,7 @@ func TestPendingOutboxEventsAreNotLost(t *testing.T) {
 			t.Fatalf("%s: %v", svc, err)
 		}
 	}
-	v, err := check(ctx, databases, nil, 0, 0)
+	v, err := check(ctx, databases, nil, 0, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,4 +57,95 @@ func TestPendingOutboxEventsAreNotLost(t *testing.T) {
 	if b := v.Broken(true); !slices.Contains(b, "1 order.created events lost") {
 		t.Fatalf("broken %q; want the one lost event, not the pending one", b)
 	}
+}
+
+// The wait for the consumers ends early only when nothing more is coming:
+// the count has stood still for 3 s and no event is in flight to them. An
+// event whose delivery was lost comes again after the consumer's AckWait;
+// it is waited for, not counted lost. (The counts are fakes here; the test
+// below reads a real stream's.)
+func TestTheConsumersAreWaitedForWhileAnEventIsInFlight(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		arrivesAt int  // the call of handled from which the last event is counted
+		inFlight  bool // whether inflight says so until then
+		known     bool // whether inflight is known at all
+		want      int
+	}{
+		{"in flight: waited for", 12, true, true, 5},
+		{"nothing in flight: lost", 1_000, false, true, 4},
+		{"not known: the count decides", 12, true, false, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			calls := 0
+			handled := func(context.Context) (int, error) {
+				calls++
+				if calls >= tc.arrivesAt {
+					return 5, nil
+				}
+				return 4, nil
+			}
+			var inflight inFlight
+			if tc.known {
+				inflight = func(context.Context) (int, error) {
+					if tc.inFlight && calls < tc.arrivesAt {
+						return 1, nil
+					}
+					return 0, nil
+				}
+			}
+			n, err := awaitConsumers(ctx, handled, inflight, 5, time.Minute)
+			if err != nil || n != tc.want {
+				t.Fatalf("awaitConsumers: %d, %v after %d counts; want %d", n, err, calls, tc.want)
+			}
+		})
+	}
+}
+
+// eventsInFlight counts, across the consumers of the stack's stream, the
+// events delivered and not acknowledged and those not delivered yet.
+func TestEventsInFlightReadsTheConsumers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js, ns := testkit.NATS(t)
+	names := events.Orders(ns)
+	if err := events.EnsureOrdersStream(ctx, js, names); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, names.Stream, jetstream.ConsumerConfig{Durable: "points",
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"e1", "e2"} {
+		if _, err := js.Publish(ctx, names.OrderCreated, []byte(`{}`), jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Native{deps: Deps{NATS: testkit.NATSURL()}, run: ns}
+	count := func(want int, when string) {
+		t.Helper()
+		if n, err := s.eventsInFlight(ctx); err != nil || n != want {
+			t.Fatalf("%s: %d in flight, %v; want %d", when, n, err, want)
+		}
+	}
+	count(2, "both undelivered")
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []jetstream.Msg
+	for m := range batch.Messages() {
+		got = append(got, m)
+	}
+	if len(got) != 1 {
+		t.Fatalf("fetched %d messages; want 1", len(got))
+	}
+	count(2, "one delivered, not acknowledged")
+	if err := got[0].DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count(1, "one acknowledged")
 }

@@ -195,7 +195,7 @@ func (r *Remote) Check(ctx context.Context, acknowledged []string, products int,
 	if len(r.Databases) == 0 {
 		return Invariants{}, errors.New("no databases given (-target-db): the invariants cannot be checked")
 	}
-	return check(ctx, r.Databases, acknowledged, products, settle)
+	return check(ctx, r.Databases, acknowledged, products, settle, nil)
 }
 
 // HotStock is what is left of the flash-sale SKU in the order service's
