@@ -60,13 +60,14 @@ func (s *Native) Check(ctx context.Context, acknowledged []string, products int,
 	return check(ctx, s.databases, acknowledged, products, settle, s.eventsInFlight)
 }
 
-// inFlight counts the events the consumers have yet to handle: not delivered
-// yet, or delivered and not acknowledged.
-type inFlight func(ctx context.Context) (int, error)
+// counter counts something of a run as it stands now: the events the
+// consumers have handled, or those in flight to them (not delivered yet, or
+// delivered and not acknowledged).
+type counter func(ctx context.Context) (int, error)
 
 // check counts the invariants in the databases (service → URL). inflight,
 // if not nil, tells whether events are still coming to the consumers.
-func check(ctx context.Context, databases map[string]string, acknowledged []string, products int, settle time.Duration, inflight inFlight) (Invariants, error) {
+func check(ctx context.Context, databases map[string]string, acknowledged []string, products int, settle time.Duration, inflight counter) (Invariants, error) {
 	v := Invariants{Acknowledged: len(acknowledged)}
 	orders, err := pgx.Connect(ctx, databases["order"])
 	if err != nil {
@@ -159,7 +160,7 @@ func storedOrders(ctx context.Context, orders *pgx.Conn) (map[string]bool, error
 // (30 s) ends, and comes again then; counted as lost before, it once failed
 // the resilient shop's "no event lost" in a smoke replay. Without inflight
 // (a running shop's NATS is not known), the count alone decides.
-func awaitConsumers(ctx context.Context, handled, inflight inFlight, want int, settle time.Duration) (int, error) {
+func awaitConsumers(ctx context.Context, handled, inflight counter, want int, settle time.Duration) (int, error) {
 	for deadline, last, same := time.Now().Add(settle), -1, 0; ; {
 		n, err := handled(ctx)
 		if err != nil {
@@ -179,7 +180,7 @@ func awaitConsumers(ctx context.Context, handled, inflight inFlight, want int, s
 
 // nothingComing says whether no event is in flight to the consumers; also
 // when that cannot be known (no inflight, or NATS not answering).
-func nothingComing(ctx context.Context, inflight inFlight) bool {
+func nothingComing(ctx context.Context, inflight counter) bool {
 	if inflight == nil {
 		return true
 	}

@@ -87,7 +87,7 @@ func TestTheConsumersAreWaitedForWhileAnEventIsInFlight(t *testing.T) {
 				}
 				return 4, nil
 			}
-			var inflight inFlight
+			var inflight counter
 			if tc.known {
 				inflight = func(context.Context) (int, error) {
 					if tc.inFlight && calls < tc.arrivesAt {
