@@ -14,8 +14,9 @@ import (
 )
 
 // A shop the replay is done with leaves nothing behind: once Close returns,
-// no service is running or listening, and the shop's databases are gone. Close stops the three services at once;
-// it must still wait for every one of them.
+// no service is running or listening, and the shop's databases are gone.
+// Close stops the three services at once; it must still wait for every one
+// of them.
 func TestCloseLeavesNothingBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
