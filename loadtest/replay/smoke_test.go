@@ -142,12 +142,23 @@ func TestSmokeReplay(t *testing.T) {
 // it published after the commit, the resilient one serves on and delivers
 // every event once NATS is back (fixes probes and outbox, off and on).
 func TestNATSOutageReplay(t *testing.T) {
-	quick := stack.Probe{Path: "/livez", InitialDelay: 500 * time.Millisecond, Period: 500 * time.Millisecond,
-		Timeout: 300 * time.Millisecond, FailureThreshold: 3, Grace: time.Second,
-		Backoff: func(int) time.Duration { return time.Second }}
-	r := replayBoth(t, 3*time.Minute, "nats-outage", 0.25, quick)
+	r := replayBoth(t, 3*time.Minute, "nats-outage", 0.25, quickProbe)
+	judged(t, r, "nats_down (NATS unreachable)", map[string]int{"naive": 2, "resilient": 4})
+}
+
+// quickProbe is a kubelet that probes, kills and restarts faster than the
+// real one, for scenarios scaled down.
+var quickProbe = stack.Probe{Path: "/livez", InitialDelay: 500 * time.Millisecond, Period: 500 * time.Millisecond,
+	Timeout: 300 * time.Millisecond, FailureThreshold: 3, Grace: time.Second,
+	Backoff: func(int) time.Duration { return time.Second }}
+
+// judged fails the test unless the run's fault was injected (its progress
+// line, fault) and each profile had its claims judged (claims: how many) and
+// every one held.
+func judged(t *testing.T, r *smokeRun, fault string, claims map[string]int) {
+	t.Helper()
 	s, progress := r.summary, &r.progress
-	if !strings.Contains(progress.String(), "nats_down (NATS unreachable)\n") {
+	if !strings.Contains(progress.String(), fault+"\n") {
 		t.Fatalf("the fault was not injected:\n%s", progress.String())
 	}
 	for _, p := range s.Profiles {
@@ -156,13 +167,25 @@ func TestNATSOutageReplay(t *testing.T) {
 				t.Errorf("%s: %q did not hold: %s", p.Name, v.Claim, v.Seen)
 			}
 		}
-		if len(p.Verdicts) < 2 {
-			t.Errorf("%s: %d verdicts, want the scenario's claims judged", p.Name, len(p.Verdicts))
+		if len(p.Verdicts) != claims[p.Name] {
+			t.Errorf("%s: %d claims judged, want %d", p.Name, len(p.Verdicts), claims[p.Name])
 		}
 	}
 	if t.Failed() {
 		t.Log(progress.String())
 	}
+}
+
+// The redis-outage scenario, scaled to a quarter, with the quick probe of
+// TestNATSOutageReplay: Redis stops answering (its connections hang, as in a
+// partition). The naive shop's probes ask Redis and get it killed; the
+// resilient one serves on from its fallbacks — the database behind the
+// caches, each replica's own limits, Postgres deciding the hot SKU's stock
+// without the gate — and sells nothing it does not have (fixes probes,
+// breaker, cache_fallback, rate_limit and hot_row, off and on).
+func TestRedisOutageReplay(t *testing.T) {
+	r := replayBoth(t, 3*time.Minute, "redis-outage", 0.25, quickProbe)
+	judged(t, r, "redis_down (Redis silent)", map[string]int{"naive": 1, "resilient": 4})
 }
 
 // The faults on a native stack reach the services, as their readiness
