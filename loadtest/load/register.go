@@ -51,6 +51,10 @@ func (s *Shop) Register(ctx context.Context, n int) error {
 		return err
 	}
 	g, gctx = errgroup.WithContext(ctx)
+	// A few at a time here too: all at once, a resilient shop's shedder,
+	// which starts from a small limit, refuses some, and their Retry-After
+	// cost seconds of every shop's start.
+	g.SetLimit(4)
 	for i, w := range s.Shoppers {
 		g.Go(func() error {
 			o := Order{UserID: w.ID, ProductID: int64(100 + i), Quantity: 1}
