@@ -1,13 +1,16 @@
 package replay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/stampede-shop/stampede/loadtest/scenario"
 	"github.com/stampede-shop/stampede/loadtest/stack"
+	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
 // machine is a fake shop for the capacity search: it meets the objective up
@@ -138,5 +141,36 @@ func TestCalibrationSparesARunningShopsHotSKU(t *testing.T) {
 	}
 	if len(got) != len(normal)-1 {
 		t.Errorf("running shop: mix %v from %v (the normal mix changed, or more than the hot SKU moved)", got, normal)
+	}
+}
+
+// The capacity is measured without the CPU cap, on by default and set here
+// by the environment for the runs: the order service of the calibration's
+// shop has no CPU target, and the same shop without the override has the
+// environment's.
+func TestCalibrationMeasuresTheShopWithoutTheCPUCap(t *testing.T) {
+	t.Setenv("SHED_TARGET_CPU_WAIT", "2ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bins := services(t)
+	calibration := calibrationProfile()
+	for _, c := range []struct {
+		env  map[string]string
+		want float64 // µs
+	}{{calibration.Env, 0}, {nil, 2000}} {
+		r := func() testkit.Response {
+			native, err := stack.StartNative(ctx, testDeps(), bins, stack.Options{Fixes: calibration.Fixes, Env: c.env,
+				Products: 100, LogDir: t.TempDir(), Probe: stack.KubeletProbe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer native.Close()
+			return testkit.Do(t, "GET", native.API("order")+"/readyz", "", nil)
+		}()
+		info, _ := r.Body["info"].(map[string]any)
+		load, _ := info["load"].(map[string]any)
+		if got, ok := load["cpu_wait_target_us"].(float64); r.Status != 200 || !ok || got != c.want {
+			t.Fatalf("env %v: readyz %d %s; want cpu_wait_target_us %v", c.env, r.Status, r.Raw, c.want)
+		}
 	}
 }
