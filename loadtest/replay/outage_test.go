@@ -2,6 +2,8 @@ package replay
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -163,5 +165,56 @@ func TestNativeFaultsReachTheServices(t *testing.T) {
 			t.Fatal(err)
 		}
 		readyz(f.dep, "up", "ready", 200)
+	}
+}
+
+// slow_users on a native stack reaches the order service, which asks the
+// user service through the stack's Toxiproxy: with the user service 2 s
+// slow, a shopper the order service has not looked up yet cannot be looked
+// up within the call's 500 ms (fix timeouts), and the order is refused with
+// 503, Retry-After and the JSON error shape; with the user service fast
+// again, the same request (its key released, nothing written) is placed.
+// Without the fix the order waits the 2 s out and is placed: the test fails.
+func TestSlowUsersReachTheOrderService(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	native, err := stack.StartNative(ctx, testDeps(), services(t), stack.Options{Fixes: "resilient", Products: 100,
+		LogDir: t.TempDir(), Probe: stack.KubeletProbe, ProxyUsers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer native.Close()
+	// A shopper of its own, registered with the user service directly: the
+	// order service has not asked about them yet.
+	credentials := fmt.Sprintf(`{"email":%q,"password":"slow but sure, and long enough"}`, testkit.Name("slow")+"@example.com")
+	signUp := strings.Replace(credentials, "{", `{"name":"Slow",`, 1)
+	if r := testkit.Do(t, "POST", native.API("user")+"/v1/users", "", strings.NewReader(signUp)); r.Status != http.StatusCreated {
+		t.Fatalf("sign-up: %d %s", r.Status, r.Raw)
+	}
+	session := testkit.Do(t, "POST", native.API("user")+"/v1/sessions", "", strings.NewReader(credentials))
+	token, _ := session.Body["token"].(string)
+	if session.Status != http.StatusOK || token == "" {
+		t.Fatalf("login: %d %s", session.Status, session.Raw)
+	}
+	order := func() testkit.Response {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, native.API("order")+"/v1/orders",
+			strings.NewReader(`{"items":[{"product_id":7,"quantity":1}]}`))
+		req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
+			"Idempotency-Key": {"slow-users-1"}}
+		return testkit.DoRequest(t, req)
+	}
+
+	if err := native.SlowUsers(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if r := order(); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || r.ErrCode() == "" {
+		t.Fatalf("order, the user service 2 s slow: %d, Retry-After %q, %s; want 503 with Retry-After and an error code",
+			r.Status, r.Header.Get("Retry-After"), r.Raw)
+	}
+	if err := native.SlowUsers(0); err != nil {
+		t.Fatal(err)
+	}
+	if r := order(); r.Status != http.StatusCreated {
+		t.Fatalf("order, the user service fast again: %d %s; want it placed", r.Status, r.Raw)
 	}
 }
