@@ -95,6 +95,12 @@ func TestRecorderWindows(t *testing.T) {
 	if all := r.Window(0, 2*time.Second); all.Goodput() != 50.5 || all.OrderHealth() != 0.2 {
 		t.Fatalf("goodput %v, want 101 good answers over 2 s", all.Goodput())
 	}
+	// By kind: what was asked, and how much of it was answered well.
+	add(2.5, scenario.ReadOrder, OK, 3)
+	if w := r.Window(time.Second, 3*time.Second); w.ByKind[scenario.ReadOrder] != 3 || w.GoodByKind[scenario.ReadOrder] != 1 ||
+		w.ByKind[scenario.OrderHot] != 2 || w.GoodByKind[scenario.OrderHot] != 1 || first.GoodByKind[scenario.Search] != 100 {
+		t.Fatalf("by kind: offered %v, good %v; second 0 good %v", w.ByKind, w.GoodByKind, first.GoodByKind)
+	}
 }
 
 func TestShoppersRetryLikePeople(t *testing.T) {

@@ -62,18 +62,19 @@ type Result struct {
 
 // Second is what the recorder knows about one second of a run.
 type Second struct {
-	Offered  int
-	ByClass  map[Class]int
-	ByKind   map[scenario.Kind]int
-	Stale    int
-	Retries  int
-	good     []float32 // latencies of good answers, ms
-	refusals []float32 // latencies of refusals, ms
-	sent     []float32 // latencies of refusals from when they were sent (Latency - Lag), ms
-	lags     []float32 // every request's Lag, ms
-	orders   int       // requests to the order API
-	ordersOK int       // requests to the order API answered well
-	ordersUp int       // ... answered well, or refused within a second
+	Offered    int
+	ByClass    map[Class]int
+	ByKind     map[scenario.Kind]int
+	GoodByKind map[scenario.Kind]int // the good answers of each kind
+	Stale      int
+	Retries    int
+	good       []float32 // latencies of good answers, ms
+	refusals   []float32 // latencies of refusals, ms
+	sent       []float32 // latencies of refusals from when they were sent (Latency - Lag), ms
+	lags       []float32 // every request's Lag, ms
+	orders     int       // requests to the order API
+	ordersOK   int       // requests to the order API answered well
+	ordersUp   int       // ... answered well, or refused within a second
 }
 
 // OrderAPI reports whether k is a request to the order service.
@@ -96,7 +97,7 @@ func (r *Recorder) Add(res Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for len(r.seconds) <= i {
-		r.seconds = append(r.seconds, &Second{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}})
+		r.seconds = append(r.seconds, &Second{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}, GoodByKind: map[scenario.Kind]int{}})
 	}
 	s := r.seconds[i]
 	s.Offered++
@@ -112,6 +113,7 @@ func (r *Recorder) Add(res Result) {
 	switch {
 	case res.Class.Good():
 		s.good = append(s.good, ms)
+		s.GoodByKind[res.Kind]++
 	case res.Class.Refusal():
 		s.refusals = append(s.refusals, ms)
 		s.sent = append(s.sent, ms-lag)
@@ -131,7 +133,7 @@ func (r *Recorder) Add(res Result) {
 func (r *Recorder) Window(from, to time.Duration) Totals {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := Totals{ByClass: map[Class]int{}, Seconds: (to - from).Seconds()}
+	t := Totals{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}, GoodByKind: map[scenario.Kind]int{}, Seconds: (to - from).Seconds()}
 	for i := int(from / time.Second); i < int(to/time.Second) && i < len(r.seconds); i++ {
 		s := r.seconds[i]
 		t.Offered += s.Offered
@@ -142,6 +144,12 @@ func (r *Recorder) Window(from, to time.Duration) Totals {
 		t.OrdersUp += s.ordersUp
 		for c, n := range s.ByClass {
 			t.ByClass[c] += n
+		}
+		for k, n := range s.ByKind {
+			t.ByKind[k] += n
+		}
+		for k, n := range s.GoodByKind {
+			t.GoodByKind[k] += n
 		}
 		t.good = append(t.good, s.good...)
 		t.refusals = append(t.refusals, s.refusals...)
@@ -171,6 +179,8 @@ type Totals struct {
 	Seconds          float64
 	Offered          int
 	ByClass          map[Class]int
+	ByKind           map[scenario.Kind]int // requests offered, by kind
+	GoodByKind       map[scenario.Kind]int // good answers, by kind
 	Stale            int
 	Retries          int
 	Orders, OrdersOK int

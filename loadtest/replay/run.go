@@ -294,6 +294,7 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 		ErrorRate: map[string]float64{}, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
+	h.OrderReads, h.OrderReadsServed = w.ByKind[scenario.ReadOrder], w.GoodByKind[scenario.ReadOrder]
 	h.GoodputPct = 100 * h.GoodputRPS / capacity
 	if w.Offered > 0 {
 		h.RetryPct = 100 * float64(w.Retries) / float64(w.Offered)

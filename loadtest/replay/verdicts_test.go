@@ -70,6 +70,9 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 // probes (and, without NATS, loses the events it published after the
 // commit); the resilient one serves through it. db-latency: the naive shop
 // is killed by its probes too; the resilient one leaves nobody hanging.
+// db-outage: the resilient shop serves every read of an order placed
+// before, and stale copies of what was read before, and refuses the rest
+// fast.
 func TestDependencyOutageVerdicts(t *testing.T) {
 	const (
 		lost     = "events published after the commit are lost while NATS is down"
@@ -78,6 +81,9 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 		back     = "back within 5 s after the spike or the fault ends"
 		noEvents = "zero oversold, zero missing orders, zero lost or duplicated events"
 		answers  = "no request hangs on the slow database: every one answered within the shoppers' patience"
+		orders   = "orders placed before the outage are served to their owners"
+		stale    = "products and searches read before the outage are served stale"
+		fast     = claimOutageRefusedFast + ", timed in the services"
 	)
 	killedBy := func(dep string) string { return "liveness probes that ask " + dep + " get the services killed" }
 	serving := report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}}
@@ -114,6 +120,17 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 		{"resilient with a slow Postgres, hanging", "db-latency", "resilient",
 			report.Profile{Supervised: true, Headline: report.Headline{RecoveryS: 1, ErrorRate: map[string]float64{"timeout": 0.4}}},
 			map[string]bool{answers: false, restarts: true, back: true, noEvents: true}},
+		{"resilient without Postgres, serving what it kept", "db-outage", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{OrderReads: 2300, OrderReadsServed: 2300, Stale: 3901,
+				P99RefusalService: 2.5, RecoveryS: 1}},
+			map[string]bool{orders: true, stale: true, fast: true, restarts: true, back: true, noEvents: true}},
+		{"resilient without Postgres, one order read refused", "db-outage", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{OrderReads: 2300, OrderReadsServed: 2299, Stale: 3901,
+				P99RefusalService: 25, RecoveryS: 1}},
+			map[string]bool{orders: false, stale: true, fast: false, restarts: true, back: true, noEvents: true}},
+		{"resilient without Postgres, nothing kept", "db-outage", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{P99RefusalService: 2.5, RecoveryS: 1}},
+			map[string]bool{orders: false, stale: false, fast: true, restarts: true, back: true, noEvents: true}},
 		{"resilient without Redis, serving", "redis-outage", "resilient", serving,
 			map[string]bool{serves: true, restarts: true, back: true, noEvents: true}},
 		{"resilient without Redis, shedding", "redis-outage", "resilient",

@@ -101,14 +101,20 @@ type Headline struct {
 	CPUWaitingPct float64            `json:"cpu_waiting_pct"`
 	ErrorRate     map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
 	Stale         int                `json:"stale_served"`   // answers served from a fallback copy, whole run
-	OutageS       int                `json:"outage_s"`       // seconds the order API answered < 50 % well
-	RecoveryS     float64            `json:"recovery_s"`     // after the window ends, until the order API is back; -1: not within the run
-	Restarts      int                `json:"restarts"`
-	Oversold      int                `json:"oversold_units"`
-	Missing       int                `json:"missing_orders"`
-	EventsLost    int                `json:"events_lost"`
-	EventsTwice   int                `json:"events_applied_twice"`
-	OrdersPlaced  int                `json:"orders_placed"`
+	// OrderReads is how many times the shoppers read one of their own
+	// orders in the window, and OrderReadsServed how many of those reads
+	// got a good answer: what a Postgres outage leaves of them is what the
+	// order service kept in its cache.
+	OrderReads       int     `json:"order_reads"`
+	OrderReadsServed int     `json:"order_reads_served"`
+	OutageS          int     `json:"outage_s"`   // seconds the order API answered < 50 % well
+	RecoveryS        float64 `json:"recovery_s"` // after the window ends, until the order API is back; -1: not within the run
+	Restarts         int     `json:"restarts"`
+	Oversold         int     `json:"oversold_units"`
+	Missing          int     `json:"missing_orders"`
+	EventsLost       int     `json:"events_lost"`
+	EventsTwice      int     `json:"events_applied_twice"`
+	OrdersPlaced     int     `json:"orders_placed"`
 }
 
 // Verdict is one expectation of the profile, and whether it held.
