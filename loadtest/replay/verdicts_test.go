@@ -72,7 +72,8 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 // is killed by its probes too; the resilient one leaves nobody hanging.
 // db-outage: the resilient shop serves every read of an order placed
 // before, and stale copies of what was read before, and refuses the rest
-// fast.
+// fast. slow-dependency: the naive order service is killed as in the
+// incident; the resilient shop serves through it.
 func TestDependencyOutageVerdicts(t *testing.T) {
 	const (
 		lost     = "events published after the commit are lost while NATS is down"
@@ -84,6 +85,7 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 		orders   = "orders placed before the outage are served to their owners"
 		stale    = "products and searches read before the outage are served stale"
 		fast     = claimOutageRefusedFast + ", timed in the services"
+		slowly   = "the shop serves through the slowness: goodput ≥ 90 % of the traffic offered"
 	)
 	killedBy := func(dep string) string { return "liveness probes that ask " + dep + " get the services killed" }
 	serving := report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}}
@@ -131,6 +133,14 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 		{"resilient without Postgres, nothing kept", "db-outage", "resilient",
 			report.Profile{Supervised: true, Headline: report.Headline{P99RefusalService: 2.5, RecoveryS: 1}},
 			map[string]bool{orders: false, stale: false, fast: true, restarts: true, back: true, noEvents: true}},
+		{"naive with a slow user service", "slow-dependency", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{Restarts: 3}},
+			map[string]bool{"a slow user service gets the order service killed: orders hold the pool while they wait on it": true}},
+		{"resilient with a slow user service, serving", "slow-dependency", "resilient", serving,
+			map[string]bool{slowly: true, restarts: true, back: true, noEvents: true}},
+		{"resilient with a slow user service, waiting on it", "slow-dependency", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 430, GoodputRPS: 185, RecoveryS: 0}},
+			map[string]bool{slowly: false, restarts: true, back: true, noEvents: true}},
 		{"resilient without Redis, serving", "redis-outage", "resilient", serving,
 			map[string]bool{serves: true, restarts: true, back: true, noEvents: true}},
 		{"resilient without Redis, shedding", "redis-outage", "resilient",
