@@ -40,6 +40,12 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			report.AtMost(h.P99RefusalService), report.Millis(h.P99Refusal), report.Millis(h.P99RefusalSent), report.Millis(h.P99Lag),
 			report.AtMost(h.P99SchedOrder), report.Percent(h.CPUBusyPct), report.Percent(h.CPUWaitingPct))
 	}
+	// A dependency's fault that no shopper's request needs, or that its
+	// fallbacks cover: the shop serves on.
+	servesThrough := func(fault string) {
+		claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the "+fault+": goodput ≥ 90 % of the traffic offered",
+			"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
+	}
 	switch p.Name {
 	case "naive":
 		if spike {
@@ -97,14 +103,12 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 				claim(h.ErrorRate["timeout"] == 0, "no request hangs on the slow database: every one answered within the shoppers' patience",
 					"%.2g %% timed out", h.ErrorRate["timeout"])
 			case scenario.NATSDown, scenario.RedisDown:
-				claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the outage: goodput ≥ 90 % of the traffic offered",
-					"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
+				servesThrough("outage")
 			case scenario.SlowUsers:
 				// The order service asks the user service about a shopper
 				// once a minute (the answer cached); when it does, it gives
 				// up after 500 ms and goes on from the last answer.
-				claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the slowness: goodput ≥ 90 % of the traffic offered",
-					"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
+				servesThrough("slowness")
 			}
 		}
 		if pr.Supervised {
