@@ -200,11 +200,7 @@ func TestSlowUsersReachTheOrderService(t *testing.T) {
 		t.Fatalf("login: %d %s", session.Status, session.Raw)
 	}
 	order := func() testkit.Response {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, native.API("order")+"/v1/orders",
-			strings.NewReader(`{"items":[{"product_id":7,"quantity":1}]}`))
-		req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
-			"Idempotency-Key": {"slow-users-1"}}
-		return testkit.DoRequest(t, req)
+		return postOrder(ctx, t, native.API("order"), token, "slow-users-1", `{"items":[{"product_id":7,"quantity":1}]}`)
 	}
 
 	if err := native.SlowUsers(2 * time.Second); err != nil {

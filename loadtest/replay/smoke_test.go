@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -172,6 +173,18 @@ func replayed(t *testing.T, timeout time.Duration, name string, scale float64, p
 		t.Fatalf("replay: %v\n%s", err, r.progress.String())
 	}
 	return r
+}
+
+// postOrder places an order (body) on the order API at api as the shopper
+// holding token, under the idempotency key.
+func postOrder(ctx context.Context, t *testing.T, api, token, key, body string) testkit.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/v1/orders", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}, "Idempotency-Key": {key}}
+	return testkit.DoRequest(t, req)
 }
 
 // testDeps are the machine's Postgres, Redis and NATS, as testkit finds them.

@@ -43,11 +43,8 @@ func TestTargetMode(t *testing.T) {
 			}
 			break
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, native.API("order")+"/v1/orders",
-			strings.NewReader(fmt.Sprintf(`{"items":[{"product_id":%d,"quantity":%d}]}`, catalog.HotProductID, min(left, 10))))
-		req.Header = http.Header{"Authorization": {"Bearer " + buyer.Shoppers[0].Token}, "Content-Type": {"application/json"},
-			"Idempotency-Key": {fmt.Sprintf("sell-out-%d", i)}}
-		if r := testkit.DoRequest(t, req); r.Status != http.StatusCreated {
+		body := fmt.Sprintf(`{"items":[{"product_id":%d,"quantity":%d}]}`, catalog.HotProductID, min(left, 10))
+		if r := postOrder(ctx, t, native.API("order"), buyer.Shoppers[0].Token, fmt.Sprintf("sell-out-%d", i), body); r.Status != http.StatusCreated {
 			t.Fatalf("order %d for the hot SKU: %d %s", i, r.Status, r.Raw)
 		}
 	}
