@@ -61,7 +61,7 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 	$(GO) run ./pkg/cmd/createdb $(foreach s,$(SERVICES),$(PG)/stampede_$(s))
 	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
 
-replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 5 min; REPLAY_FLAGS=-help)
+replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 5½ min; REPLAY_FLAGS=-help)
 	@echo "▶ compiling the replay (a machine's first run also fetches and compiles the dependencies: 1–3 min on 2 cores)"
 	$(GO) run ./loadtest/cmd/replay $(REPLAY_FLAGS)
 
