@@ -61,13 +61,14 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 	$(GO) run ./pkg/cmd/createdb $(foreach s,$(SERVICES),$(PG)/stampede_$(s))
 	PG=$(PG) SERVICES="$(SERVICES)" scripts/dev.sh
 
-# The services are compiled here, where their packages can be counted as
-# they compile (a first run's minutes), into the directory and with the flags
-# of the replay's own build (loadtest/stack.Build), which then finds them up
-# to date.
+# The services and the replay's packages (all but its main) are compiled
+# here, where they can be counted as they compile (a first run's minutes):
+# the services into the directory and with the flags of the replay's own
+# build (loadtest/stack.Build), which then finds them up to date; go run is
+# left the replay's main package to compile and link.
 replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 5½ min; REPLAY_FLAGS=-help)
-	@echo "▶ compiling the services, then the replay (a machine's first run fetches and compiles their dependencies: 1–3 min on 2 cores)"
-	@GO=$(GO) scripts/compile.sh -buildvcs=false -o loadtest/out/.bin/ $(addprefix ./services/,$(SERVICES))
+	@echo "▶ compiling the services and the replay (a machine's first run fetches and compiles their dependencies: 1–3 min on 2 cores)"
+	@GO=$(GO) scripts/compile.sh -buildvcs=false -o loadtest/out/.bin/ $(addprefix ./services/,$(SERVICES)) ./loadtest/replay
 	$(GO) run ./loadtest/cmd/replay $(REPLAY_FLAGS)
 
 lint: ## golangci-lint at a pinned version (config: .golangci.yml)
