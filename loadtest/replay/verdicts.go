@@ -51,7 +51,7 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 		if spike {
 			claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
 			if pr.Supervised {
-				claim(h.Restarts > 0, "liveness kills and restarts happen", "%d restarts", h.Restarts)
+				claim(h.Restarts > 0, "liveness kills and restarts happen", "%s", count(h.Restarts, "restart"))
 			}
 			claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
 				"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, pr))
@@ -64,14 +64,14 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			name  string
 		}{{scenario.NATSDown, "NATS"}, {scenario.RedisDown, "Redis"}} {
 			if sc.Injects(d.fault) && pr.Supervised {
-				claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%d restarts", h.Restarts)
+				claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%s", count(h.Restarts, "restart"))
 			}
 		}
 		// A slow Postgres is the incident's trigger without the promotion:
 		// requests queue for the pool with no deadline, and the probe's ping
 		// queues behind them.
 		if sc.Injects(scenario.SlowPostgres) && pr.Supervised {
-			claim(h.Restarts > 0, "liveness probes that ask the slowed Postgres get the services killed", "%d restarts", h.Restarts)
+			claim(h.Restarts > 0, "liveness probes that ask the slowed Postgres get the services killed", "%s", count(h.Restarts, "restart"))
 		}
 		// The incident's mechanism with the user service as the trigger:
 		// each order holds its connection (and its row locks) while it
@@ -79,10 +79,10 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 		// gone and the probe's ping queues behind them.
 		if sc.Injects(scenario.SlowUsers) && pr.Supervised {
 			claim(h.Restarts > 0, "a slow user service gets the order service killed: orders hold the pool while they wait on it",
-				"%d restarts", h.Restarts)
+				"%s", count(h.Restarts, "restart"))
 		}
 		if sc.Injects(scenario.NATSDown) {
-			claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%d events lost", h.EventsLost)
+			claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%s lost", count(h.EventsLost, "event"))
 		}
 	case "resilient":
 		if spike {
@@ -97,7 +97,7 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 				// placed: its owner reads it from there, fresh, not stale.
 				claim(h.OrderReads > 0 && h.OrderReadsServed == h.OrderReads, "orders placed before the outage are served to their owners",
 					"%d of %d reads of an own order answered", h.OrderReadsServed, h.OrderReads)
-				claim(h.Stale > 0, "products and searches read before the outage are served stale", "%d stale answers", h.Stale)
+				claim(h.Stale > 0, "products and searches read before the outage are served stale", "%s", count(h.Stale, "stale answer"))
 				refusedFast(claimOutageRefusedFast)
 			case scenario.SlowPostgres:
 				claim(h.ErrorRate["timeout"] == 0, "no request hangs on the slow database: every one answered within the shoppers' patience",
@@ -119,6 +119,14 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 			"oversold %d, missing %d, events lost %d, twice %d", h.Oversold, h.Missing, h.EventsLost, h.EventsTwice)
 	}
 	return v
+}
+
+// count is n of a noun, in the singular for one: "1 restart", "3 restarts".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // goneInto says when supervised processes went away (killed, or exited),

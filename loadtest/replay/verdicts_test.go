@@ -163,3 +163,22 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// A verdict's measure reads as English: one restart, not "1 restarts".
+func TestCountSaysOneInTheSingular(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		noun string
+		want string
+	}{
+		{0, "restart", "0 restarts"},
+		{1, "restart", "1 restart"},
+		{3, "restart", "3 restarts"},
+		{1, "stale answer", "1 stale answer"},
+		{45, "stale answer", "45 stale answers"},
+	} {
+		if got := count(tc.n, tc.noun); got != tc.want {
+			t.Errorf("count(%d, %q) = %q, want %q", tc.n, tc.noun, got, tc.want)
+		}
+	}
+}
