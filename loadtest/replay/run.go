@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -82,7 +81,7 @@ func Run(ctx context.Context, o Options) (s *report.Summary, err error) {
 	}
 	sc := o.Scenario
 	s = &report.Summary{Scenario: sc.Name, Description: sc.Description, Started: time.Now(),
-		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+		Machine: stack.Machine()}
 	if o.Capacity <= 0 {
 		c, err := Calibrate(ctx, o)
 		if err != nil {

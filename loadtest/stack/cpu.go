@@ -6,10 +6,39 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// Machine names this machine for a report: the system, the CPUs (with their
+// model, where Linux tells it) and the Go that built the replay, as in
+// "linux/amd64, 2 × AMD EPYC 7B13 64-Core Processor, go1.26.8". A capacity,
+// and every number measured against it, holds on the machine it was
+// measured on; two reports can only be compared if they say which.
+func Machine() string {
+	cpus := fmt.Sprintf("%d CPUs", runtime.NumCPU())
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		if model := cpuModel(f); model != "" {
+			cpus = fmt.Sprintf("%d × %s", runtime.NumCPU(), model)
+		}
+		f.Close()
+	}
+	return fmt.Sprintf("%s/%s, %s, %s", runtime.GOOS, runtime.GOARCH, cpus, runtime.Version())
+}
+
+// cpuModel reads the first CPU's model name from a /proc/cpuinfo; "" where
+// it has none (some ARM kernels).
+func cpuModel(r io.Reader) string {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return ""
+}
 
 // CPUTimes are the machine's cumulative CPU counters at one moment, as Linux
 // keeps them: how long the CPUs were busy and idle (/proc/stat), and how

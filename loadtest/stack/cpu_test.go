@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -70,5 +71,31 @@ func TestReadCPUOnThisMachine(t *testing.T) {
 	}
 	if now.PSIs && !(waiting >= 0 && waiting <= 100) {
 		t.Fatalf("waiting %v%%", waiting)
+	}
+}
+
+// The report names the CPU where Linux tells it: the first "model name", its
+// spaces folded; nothing where the kernel has no such line.
+func TestCPUModelIsTheFirstModelName(t *testing.T) {
+	for _, tc := range []struct{ name, cpuinfo, want string }{
+		{"x86", "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7B13 64-Core Processor\n\nprocessor\t: 1\nmodel name\t: other\n", "AMD EPYC 7B13 64-Core Processor"},
+		{"no model", "processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n", ""},
+		{"empty", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := cpuModel(strings.NewReader(tc.cpuinfo)); got != tc.want {
+				t.Fatalf("cpuModel = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// On this machine the name has the system, the CPUs and the Go version.
+func TestMachineNamesSystemCPUsAndGo(t *testing.T) {
+	m := Machine()
+	for _, want := range []string{runtime.GOOS + "/" + runtime.GOARCH + ", ", fmt.Sprintf(", %d ", runtime.NumCPU()), ", " + runtime.Version()} {
+		if !strings.Contains(m, want) {
+			t.Errorf("Machine() = %q, want it to say %q", m, want)
+		}
 	}
 }
