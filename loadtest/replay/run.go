@@ -87,7 +87,7 @@ func Run(ctx context.Context, o Options) (s *report.Summary, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("calibration: %w", err)
 		}
-		o.Capacity = c
+		o.Capacity, s.Calibrated = c, true
 	}
 	s.Capacity, s.Retries = o.Capacity, o.Retries
 	var at time.Duration

@@ -333,7 +333,7 @@ figure{margin:0}.legend{font-size:13px;padding:0 1rem 1rem 3rem}
 <h1>Stampede replay: <code>{{.S.Scenario}}</code></h1>
 <p>{{.S.Description}}</p>
 <p>Capacity on this machine ({{.S.Machine}}): <b id="capacity">{{rps .S.Capacity}}</b> requests/s
-(the highest rate at which the resilient profile kept p99 ≤ 200 ms). Phases:
+({{.S.CapacityBasis}}). Phases:
 {{range .S.Phases}}<b>{{.Name}}</b> {{.From}}–{{.To}} s at {{rps .Rate}}/s ({{.Times}}× capacity); {{end}}
 the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded yellow{{if .S.Faults}}; faults shaded red{{end}}).
 {{retryPolicy .S.Retries}}</p>

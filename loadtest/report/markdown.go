@@ -13,7 +13,7 @@ import (
 func Markdown(s *Summary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Replay: %s\n\n%s\n\n", s.Scenario, strings.TrimSpace(s.Description))
-	fmt.Fprintf(&b, "Capacity on this machine (%s): **%.0f requests/s** (resilient, p99 ≤ 200 ms). ", s.Machine, s.Capacity)
+	fmt.Fprintf(&b, "Capacity on this machine (%s): **%.0f requests/s** (%s). ", s.Machine, s.Capacity, s.CapacityBasis())
 	fmt.Fprintf(&b, "Judged window: seconds %d–%d. Started %s. %s\n\n", s.Window[0], s.Window[1], s.Started.Format("2006-01-02 15:04:05 MST"), RetryPolicy(s.Retries))
 	b.WriteString("| profile | offered/s | of it retries | goodput/s | goodput % of capacity | p99 good | p99 refusals: service / shoppers | errors | outage | recovery | restarts | oversold | missing orders | events lost / twice | stale served |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")

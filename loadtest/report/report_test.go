@@ -129,6 +129,30 @@ func TestNotesAreShown(t *testing.T) {
 	}
 }
 
+// A capacity given with -capacity is not passed off as measured: both the
+// HTML and the Markdown say where the capacity every rate is relative to
+// came from.
+func TestCapacitySaysWhereItCameFrom(t *testing.T) {
+	for _, calibrated := range []bool{true, false} {
+		s := sample()
+		s.Calibrated = calibrated
+		want, not := "calibrated before the run", "given with -capacity"
+		if !calibrated {
+			want, not = not, want
+		}
+		page, err := HTML(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := Markdown(s)
+		for name, text := range map[string]string{"HTML": string(page), "Markdown": md} {
+			if !strings.Contains(text, want) || strings.Contains(text, not) {
+				t.Errorf("calibrated %v: the %s does not say %q (or says %q)", calibrated, name, want, not)
+			}
+		}
+	}
+}
+
 // Each breaker that left the closed state gets a line of its own, named
 // service/breaker; breakers that stayed closed get none, and a report where
 // none opened has no such chart.

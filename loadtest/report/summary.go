@@ -22,8 +22,10 @@ type Summary struct {
 	Started     time.Time `json:"started"`
 	Machine     string    `json:"machine"`
 	// Capacity is the highest rate (requests/s) at which the resilient
-	// profile kept p99 ≤ 200 ms, measured on this machine before the run.
-	Capacity float64 `json:"capacity_rps"`
+	// profile kept p99 ≤ 200 ms, measured on this machine before the run
+	// (Calibrated), or the rate given with -capacity instead.
+	Capacity   float64 `json:"capacity_rps"`
+	Calibrated bool    `json:"calibrated"`
 	// Retries is how many times a shopper tries a failed request again (0:
 	// never); every attempt is offered load.
 	Retries  int       `json:"shopper_retries"`
@@ -31,6 +33,15 @@ type Summary struct {
 	Window   [2]int    `json:"window_s"` // the seconds the verdicts judge
 	Faults   []Fault   `json:"faults,omitempty"`
 	Profiles []Profile `json:"profiles"`
+}
+
+// CapacityBasis says where the capacity came from, for the report's readers:
+// every rate and every "% of capacity" in it is relative to it.
+func (s *Summary) CapacityBasis() string {
+	if s.Calibrated {
+		return "the highest rate at which the resilient profile kept p99 ≤ 200 ms, calibrated before the run"
+	}
+	return "given with -capacity, not measured in this run"
 }
 
 // Phase is one phase of the scenario, in seconds from the start.
