@@ -21,104 +21,130 @@ const (
 // claims of the replay issue) and whether it did. Profiles without claims
 // (the ablations) report numbers only.
 func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict {
-	h := pr.Headline
-	var v []report.Verdict
-	claim := func(held bool, text, seen string, args ...any) {
-		v = append(v, report.Verdict{Claim: text, Held: held, Seen: fmt.Sprintf(seen, args...)})
-	}
-	spike := sc.Focus != ""
-	// How fast a refusal is, is the service's doing from the moment the
-	// request reaches it; the shoppers' clock adds the network, the kernel's
-	// queues and their own process, which on one machine share the CPUs with
-	// the shop: they send late, and read the answer late. The claim is judged
-	// where the service controls it, and the shoppers' numbers are shown
-	// beside it, from when each request was due and from when it was sent.
-	refusedFast := func(text string) {
-		claim(h.P99RefusalService <= 10, text+", timed in the services",
-			"%s in the services; the shoppers saw %s, %s timed from sending (they sent 1 %% of their requests over %s late; "+
-				"the order service's goroutines waited %s for a CPU, p99; the machine's CPUs were %s busy, and some task was waiting for one %s of the time)",
-			report.AtMost(h.P99RefusalService), report.Millis(h.P99Refusal), report.Millis(h.P99RefusalSent), report.Millis(h.P99Lag),
-			report.AtMost(h.P99SchedOrder), report.Percent(h.CPUBusyPct), report.Percent(h.CPUWaitingPct))
-	}
-	// A dependency's fault that no shopper's request needs, or that its
-	// fallbacks cover: the shop serves on.
-	servesThrough := func(fault string) {
-		claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the "+fault+": goodput ≥ 90 % of the traffic offered",
-			"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
-	}
+	j := &judgement{sc: sc, pr: pr, h: pr.Headline, spike: sc.Focus != ""}
 	switch p.Name {
 	case "naive":
-		if spike {
-			claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
-			if pr.Supervised {
-				claim(h.Restarts > 0, "liveness kills and restarts happen", "%s", count(h.Restarts, "restart"))
-			}
-			claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
-				"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, pr))
-		}
-		// Nothing a shopper asks for needs NATS, and everything Redis does
-		// has a fallback; the naive shop goes down all the same (and forgets
-		// what it sold, without NATS).
-		for _, d := range []struct {
-			fault scenario.FaultKind
-			name  string
-		}{{scenario.NATSDown, "NATS"}, {scenario.RedisDown, "Redis"}} {
-			if sc.Injects(d.fault) && pr.Supervised {
-				claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%s", count(h.Restarts, "restart"))
-			}
-		}
-		// A slow Postgres is the incident's trigger without the promotion:
-		// requests queue for the pool with no deadline, and the probe's ping
-		// queues behind them.
-		if sc.Injects(scenario.SlowPostgres) && pr.Supervised {
-			claim(h.Restarts > 0, "liveness probes that ask the slowed Postgres get the services killed", "%s", count(h.Restarts, "restart"))
-		}
-		// The incident's mechanism with the user service as the trigger:
-		// each order holds its connection (and its row locks) while it
-		// waits on the user service, with no deadline, until the pool is
-		// gone and the probe's ping queues behind them.
-		if sc.Injects(scenario.SlowUsers) && pr.Supervised {
-			claim(h.Restarts > 0, "a slow user service gets the order service killed: orders hold the pool while they wait on it",
-				"%s", count(h.Restarts, "restart"))
-		}
-		if sc.Injects(scenario.NATSDown) {
-			claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%s lost", count(h.EventsLost, "event"))
-		}
+		j.naive()
 	case "resilient":
-		if spike {
-			claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
-			claim(h.P99Good <= 200, "p99 of successful requests ≤ 200 ms", "%s", report.Millis(h.P99Good))
-			refusedFast(claimExcessRefusedFast)
-		}
-		for _, f := range sc.Faults {
-			switch f.Kind {
-			case scenario.PostgresDown:
-				// An order never changes, and its copy is cached as it is
-				// placed: its owner reads it from there, fresh, not stale.
-				claim(h.OrderReads > 0 && h.OrderReadsServed == h.OrderReads, "orders placed before the outage are served to their owners",
-					"%d of %d reads of an own order answered", h.OrderReadsServed, h.OrderReads)
-				claim(h.Stale > 0, "products and searches read before the outage are served stale", "%s", count(h.Stale, "stale answer"))
-				refusedFast(claimOutageRefusedFast)
-			case scenario.SlowPostgres:
-				claim(h.ErrorRate["timeout"] == 0, "no request hangs on the slow database: every one answered within the shoppers' patience",
-					"%.2g %% timed out", h.ErrorRate["timeout"])
-			case scenario.NATSDown, scenario.RedisDown:
-				servesThrough("outage")
-			case scenario.SlowUsers:
-				// The order service asks the user service about a shopper
-				// once a minute (the answer cached); when it does, it gives
-				// up after 500 ms and goes on from the last answer.
-				servesThrough("slowness")
-			}
-		}
-		if pr.Supervised {
-			claim(h.Restarts == 0, "zero restarts", "%d", h.Restarts)
-		}
-		claim(h.RecoveryS >= 0 && h.RecoveryS <= 5, "back within 5 s after the spike or the fault ends", "recovery %s", report.Recovery(h.RecoveryS))
-		claim(len(pr.Broken) == 0, "zero oversold, zero missing orders, zero lost or duplicated events",
-			"oversold %d, missing %d, events lost %d, twice %d", h.Oversold, h.Missing, h.EventsLost, h.EventsTwice)
+		j.resilient()
 	}
-	return v
+	return j.verdicts
+}
+
+// judgement is one profile's run being judged: its claims, held or not, as
+// they are made.
+type judgement struct {
+	sc       *scenario.Scenario
+	pr       report.Profile
+	h        report.Headline
+	spike    bool // the scenario has a spike to judge (promo), not only a fault
+	verdicts []report.Verdict
+}
+
+func (j *judgement) claim(held bool, text, seen string, args ...any) {
+	j.verdicts = append(j.verdicts, report.Verdict{Claim: text, Held: held, Seen: fmt.Sprintf(seen, args...)})
+}
+
+// naive: the incident, and each fault's own way of bringing the shop down.
+func (j *judgement) naive() {
+	h, sc, supervised := j.h, j.sc, j.pr.Supervised
+	if j.spike {
+		j.claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
+		if supervised {
+			j.claim(h.Restarts > 0, "liveness kills and restarts happen", "%s", count(h.Restarts, "restart"))
+		}
+		j.claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
+			"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, j.pr))
+	}
+	// Nothing a shopper asks for needs NATS, and everything Redis does
+	// has a fallback; the naive shop goes down all the same (and forgets
+	// what it sold, without NATS).
+	for _, d := range []struct {
+		fault scenario.FaultKind
+		name  string
+	}{{scenario.NATSDown, "NATS"}, {scenario.RedisDown, "Redis"}} {
+		if sc.Injects(d.fault) && supervised {
+			j.claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%s", count(h.Restarts, "restart"))
+		}
+	}
+	// A slow Postgres is the incident's trigger without the promotion:
+	// requests queue for the pool with no deadline, and the probe's ping
+	// queues behind them.
+	if sc.Injects(scenario.SlowPostgres) && supervised {
+		j.claim(h.Restarts > 0, "liveness probes that ask the slowed Postgres get the services killed", "%s", count(h.Restarts, "restart"))
+	}
+	// The incident's mechanism with the user service as the trigger:
+	// each order holds its connection (and its row locks) while it
+	// waits on the user service, with no deadline, until the pool is
+	// gone and the probe's ping queues behind them.
+	if sc.Injects(scenario.SlowUsers) && supervised {
+		j.claim(h.Restarts > 0, "a slow user service gets the order service killed: orders hold the pool while they wait on it",
+			"%s", count(h.Restarts, "restart"))
+	}
+	if sc.Injects(scenario.NATSDown) {
+		j.claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%s lost", count(h.EventsLost, "event"))
+	}
+}
+
+// resilient: the shop stays up through the spike and each fault, and
+// nothing acknowledged is lost.
+func (j *judgement) resilient() {
+	h := j.h
+	if j.spike {
+		j.claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
+		j.claim(h.P99Good <= 200, "p99 of successful requests ≤ 200 ms", "%s", report.Millis(h.P99Good))
+		j.refusedFast(claimExcessRefusedFast)
+	}
+	for _, f := range j.sc.Faults {
+		switch f.Kind {
+		case scenario.PostgresDown:
+			// An order never changes, and its copy is cached as it is
+			// placed: its owner reads it from there, fresh, not stale.
+			j.claim(h.OrderReads > 0 && h.OrderReadsServed == h.OrderReads, "orders placed before the outage are served to their owners",
+				"%d of %d reads of an own order answered", h.OrderReadsServed, h.OrderReads)
+			j.claim(h.Stale > 0, "products and searches read before the outage are served stale", "%s", count(h.Stale, "stale answer"))
+			j.refusedFast(claimOutageRefusedFast)
+		case scenario.SlowPostgres:
+			j.claim(h.ErrorRate["timeout"] == 0, "no request hangs on the slow database: every one answered within the shoppers' patience",
+				"%.2g %% timed out", h.ErrorRate["timeout"])
+		case scenario.NATSDown, scenario.RedisDown:
+			j.servesThrough("outage")
+		case scenario.SlowUsers:
+			// The order service asks the user service about a shopper
+			// once a minute (the answer cached); when it does, it gives
+			// up after 500 ms and goes on from the last answer.
+			j.servesThrough("slowness")
+		}
+	}
+	if j.pr.Supervised {
+		j.claim(h.Restarts == 0, "zero restarts", "%d", h.Restarts)
+	}
+	j.claim(h.RecoveryS >= 0 && h.RecoveryS <= 5, "back within 5 s after the spike or the fault ends", "recovery %s", report.Recovery(h.RecoveryS))
+	j.claim(len(j.pr.Broken) == 0, "zero oversold, zero missing orders, zero lost or duplicated events",
+		"oversold %d, missing %d, events lost %d, twice %d", h.Oversold, h.Missing, h.EventsLost, h.EventsTwice)
+}
+
+// refusedFast judges how fast refusals are. That is the service's doing
+// from the moment the request reaches it; the shoppers' clock adds the
+// network, the kernel's queues and their own process, which on one machine
+// share the CPUs with the shop: they send late, and read the answer late.
+// The claim is judged where the service controls it, and the shoppers'
+// numbers are shown beside it, from when each request was due and from when
+// it was sent.
+func (j *judgement) refusedFast(text string) {
+	h := j.h
+	j.claim(h.P99RefusalService <= 10, text+", timed in the services",
+		"%s in the services; the shoppers saw %s, %s timed from sending (they sent 1 %% of their requests over %s late; "+
+			"the order service's goroutines waited %s for a CPU, p99; the machine's CPUs were %s busy, and some task was waiting for one %s of the time)",
+		report.AtMost(h.P99RefusalService), report.Millis(h.P99Refusal), report.Millis(h.P99RefusalSent), report.Millis(h.P99Lag),
+		report.AtMost(h.P99SchedOrder), report.Percent(h.CPUBusyPct), report.Percent(h.CPUWaitingPct))
+}
+
+// servesThrough judges a dependency's fault that no shopper's request needs,
+// or that its fallbacks cover: the shop serves on.
+func (j *judgement) servesThrough(fault string) {
+	j.claim(j.h.GoodputRPS >= 0.9*j.h.OfferedRPS, "the shop serves through the "+fault+": goodput ≥ 90 % of the traffic offered",
+		"%.0f of %.0f requests/s", j.h.GoodputRPS, j.h.OfferedRPS)
 }
 
 // count is n of a noun, in the singular for one: "1 restart", "3 restarts".

@@ -65,6 +65,13 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 	}
 }
 
+// The claims every resilient run is judged on, whatever the scenario.
+const (
+	restarts = "zero restarts"
+	back     = "back within 5 s after the spike or the fault ends"
+	noEvents = "zero oversold, zero missing orders, zero lost or duplicated events"
+)
+
 // nats-outage and redis-outage judge what each profile does with a
 // dependency no shopper's request needs: the naive shop is killed by its
 // probes (and, without NATS, loses the events it published after the
@@ -76,16 +83,13 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 // incident; the resilient shop serves through it.
 func TestDependencyOutageVerdicts(t *testing.T) {
 	const (
-		lost     = "events published after the commit are lost while NATS is down"
-		serves   = "the shop serves through the outage: goodput ≥ 90 % of the traffic offered"
-		restarts = "zero restarts"
-		back     = "back within 5 s after the spike or the fault ends"
-		noEvents = "zero oversold, zero missing orders, zero lost or duplicated events"
-		answers  = "no request hangs on the slow database: every one answered within the shoppers' patience"
-		orders   = "orders placed before the outage are served to their owners"
-		stale    = "products and searches read before the outage are served stale"
-		fast     = claimOutageRefusedFast + ", timed in the services"
-		slowly   = "the shop serves through the slowness: goodput ≥ 90 % of the traffic offered"
+		lost    = "events published after the commit are lost while NATS is down"
+		serves  = "the shop serves through the outage: goodput ≥ 90 % of the traffic offered"
+		answers = "no request hangs on the slow database: every one answered within the shoppers' patience"
+		orders  = "orders placed before the outage are served to their owners"
+		stale   = "products and searches read before the outage are served stale"
+		fast    = claimOutageRefusedFast + ", timed in the services"
+		slowly  = "the shop serves through the slowness: goodput ≥ 90 % of the traffic offered"
 	)
 	killedBy := func(dep string) string { return "liveness probes that ask " + dep + " get the services killed" }
 	serving := report.Profile{Supervised: true, Headline: report.Headline{OfferedRPS: 228, GoodputRPS: 227, RecoveryS: 0}}
@@ -180,5 +184,58 @@ func TestCountSaysOneInTheSingular(t *testing.T) {
 		if got := count(tc.n, tc.noun); got != tc.want {
 			t.Errorf("count(%d, %q) = %q, want %q", tc.n, tc.noun, got, tc.want)
 		}
+	}
+}
+
+// The promotion's claims, held and not, for both profiles: the issue's
+// numbers are the thresholds.
+func TestPromoVerdicts(t *testing.T) {
+	const (
+		falls  = "goodput during the spike falls below 20 % of capacity"
+		killed = "liveness kills and restarts happen"
+		down   = "the order API is still down 10 s after the spike ends"
+		holds  = "goodput during the spike at or above 90 % of capacity"
+		tail   = "p99 of successful requests ≤ 200 ms"
+		fast   = claimExcessRefusedFast + ", timed in the services"
+	)
+	tests := []struct {
+		name, profile string
+		pr            report.Profile
+		want          map[string]bool
+	}{
+		{"naive, as in the incident", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{GoodputPct: 9, Restarts: 3, RecoveryS: -1}},
+			map[string]bool{falls: true, killed: true, down: true}},
+		{"naive, holding up", "naive",
+			report.Profile{Supervised: true, Headline: report.Headline{GoodputPct: 20, RecoveryS: 8}},
+			map[string]bool{falls: false, killed: false, down: false}},
+		{"naive, not supervised (-target)", "naive",
+			report.Profile{Headline: report.Headline{GoodputPct: 9, RecoveryS: -1}},
+			map[string]bool{falls: true, down: true}},
+		{"resilient, holding", "resilient",
+			report.Profile{Supervised: true, Headline: report.Headline{GoodputPct: 90, P99Good: 200, P99RefusalService: 10}},
+			map[string]bool{holds: true, tail: true, fast: true, restarts: true, back: true, noEvents: true}},
+		{"resilient, overloaded", "resilient",
+			report.Profile{Supervised: true, Broken: []string{"2 units oversold"},
+				Headline: report.Headline{GoodputPct: 89, P99Good: 201, P99RefusalService: 10.1, Restarts: 1, RecoveryS: 6, Oversold: 2}},
+			map[string]bool{holds: false, tail: false, fast: false, restarts: false, back: false, noEvents: false}},
+		{"an ablation", "naive+shedding",
+			report.Profile{Supervised: true, Headline: report.Headline{GoodputPct: 77}},
+			map[string]bool{}},
+	}
+	sc, err := scenario.Load("promo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[string]bool{}
+			for _, v := range judge(sc, Profile{Name: tt.profile}, tt.pr) {
+				got[v.Claim] = v.Held
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Fatalf("verdicts %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
