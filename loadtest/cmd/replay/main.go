@@ -32,6 +32,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -77,6 +78,66 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	f, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	opts := f.opts
+	stamp := fmt.Sprintf("%s-%s", opts.Scenario.Name, time.Now().Format("20060102-150405"))
+	if f.target != "" {
+		remote, err := remoteShop(f.target, f.targetAdmin, f.targetDB, f.toxiproxy)
+		if err != nil {
+			return 0, usageError{err}
+		}
+		opts.Target = remote
+		if f.check {
+			return 0, nil
+		}
+		opts.Out = cmp.Or(f.out, filepath.Join("out", stamp))
+	} else {
+		repo, err := repoRoot()
+		if err != nil {
+			return 0, err
+		}
+		opts.Out = cmp.Or(f.out, filepath.Join(repo, "loadtest", "out", stamp))
+		if f.check {
+			return 0, nil
+		}
+		fmt.Fprintf(stdout, "▶ building the services\n")
+		if opts.Bins, err = stack.Build(ctx, repo, filepath.Join(repo, "loadtest", "out", ".bin")); err != nil {
+			return 0, err
+		}
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
+	}
+	if f.repeat == 1 {
+		_, code, err := runOnce(ctx, opts, stdout, f.strict)
+		return code, err
+	}
+	return runRepeated(ctx, opts, f.repeat, stdout, f.strict)
+}
+
+// flags is the command line, read and checked: a run's options, and what
+// decides where and how often it runs.
+type flags struct {
+	opts                                     replay.Options
+	out, cpuProfile                          string
+	strict, check                            bool
+	repeat                                   int
+	target, targetAdmin, targetDB, toxiproxy string // -target's shop
+}
+
+// parseFlags reads the command line; a bad flag or value is a usageError,
+// -help is flag.ErrHelp.
+func parseFlags(args []string, stdout io.Writer) (flags, error) {
+	var f flags
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	name := fs.String("scenario", "promo", "a built-in scenario ("+strings.Join(scenario.Builtin(), ", ")+") or a scenario file")
@@ -87,92 +148,48 @@ func replayMain(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	shoppers := fs.Int("shoppers", 40, "pre-registered users")
 	retries := fs.Int("retries", 1, "how many times a shopper tries a failed request again (0: never; each retry is more load)")
 	products := fs.Int("products", 10_000, "catalog size")
-	out := fs.String("out", "", "report directory (default loadtest/out/<scenario>-<time>)")
-	strict := fs.Bool("strict", false, "exit 3 if a profile's verdict fails")
-	repeat := fs.Int("repeat", 1, "run the whole scenario this many times and compare the verdicts (each run calibrated anew unless -capacity)")
-	check := fs.Bool("check", false, "check the flags and the environment, then exit (as the services' check-config)")
+	fs.StringVar(&f.out, "out", "", "report directory (default loadtest/out/<scenario>-<time>)")
+	fs.BoolVar(&f.strict, "strict", false, "exit 3 if a profile's verdict fails")
+	fs.IntVar(&f.repeat, "repeat", 1, "run the whole scenario this many times and compare the verdicts (each run calibrated anew unless -capacity)")
+	fs.BoolVar(&f.check, "check", false, "check the flags and the environment, then exit (as the services' check-config)")
 	pg := fs.String("postgres", env("REPLAY_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "a Postgres server to create the run's databases on")
 	rd := fs.String("redis", env("REPLAY_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis")
 	nt := fs.String("nats", env("REPLAY_NATS_URL", "nats://127.0.0.1:4222"), "NATS with JetStream")
-	target := fs.String("target", env("REPLAY_TARGET", ""), "drive a shop that runs already instead of starting one: user=URL,search=URL,order=URL (the APIs)")
-	targetAdmin := fs.String("target-admin", env("REPLAY_TARGET_ADMIN", ""), "with -target: the admin listeners, user=URL,search=URL,order=URL (fixes are switched there)")
-	targetDB := fs.String("target-db", env("REPLAY_TARGET_DB", ""), "with -target: the databases, user=URL,search=URL,order=URL (for the invariants)")
-	toxi := fs.String("toxiproxy", env("REPLAY_TOXIPROXY", ""), "with -target: Toxiproxy's API (proxy \"postgres\" for db-outage and db-latency, \"nats\" for nats-outage, \"redis\" for redis-outage, \"users\" for slow-dependency)")
-	cpuProfile := fs.String("cpuprofile", "", "write the replay's own CPU profile (shoppers, supervisor, proxy) to this file, for go tool pprof")
+	fs.StringVar(&f.target, "target", env("REPLAY_TARGET", ""), "drive a shop that runs already instead of starting one: user=URL,search=URL,order=URL (the APIs)")
+	fs.StringVar(&f.targetAdmin, "target-admin", env("REPLAY_TARGET_ADMIN", ""), "with -target: the admin listeners, user=URL,search=URL,order=URL (fixes are switched there)")
+	fs.StringVar(&f.targetDB, "target-db", env("REPLAY_TARGET_DB", ""), "with -target: the databases, user=URL,search=URL,order=URL (for the invariants)")
+	fs.StringVar(&f.toxiproxy, "toxiproxy", env("REPLAY_TOXIPROXY", ""), "with -target: Toxiproxy's API (proxy \"postgres\" for db-outage and db-latency, \"nats\" for nats-outage, \"redis\" for redis-outage, \"users\" for slow-dependency)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the replay's own CPU profile (shoppers, supervisor, proxy) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0, nil
+			return f, err
 		}
-		return 0, usageError{err}
+		return f, usageError{err}
 	}
 	sc, err := scenario.Load(*name)
-	if err != nil {
-		return 0, usageError{err}
-	}
-	if *scale <= 0 {
-		return 0, usageError{errors.New("-scale must be positive")}
+	switch {
+	case err != nil:
+		return f, usageError{err}
+	case *scale <= 0:
+		return f, usageError{errors.New("-scale must be positive")}
+	case *retries < 0:
+		return f, usageError{errors.New("-retries must be 0 or more")}
+	case f.repeat < 1:
+		return f, usageError{errors.New("-repeat must be 1 or more")}
 	}
 	if *scale != 1 {
 		sc = sc.Scaled(*scale)
 	}
-	if *retries < 0 {
-		return 0, usageError{errors.New("-retries must be 0 or more")}
-	}
-	if *repeat < 1 {
-		return 0, usageError{errors.New("-repeat must be 1 or more")}
-	}
 	ps, err := parseProfiles(*profiles, *ablations)
 	if err != nil {
-		return 0, usageError{err}
+		return f, usageError{err}
 	}
-
-	opts := replay.Options{Scenario: sc, Profiles: ps, Capacity: *capacity,
+	f.opts = replay.Options{Scenario: sc, Profiles: ps, Capacity: *capacity,
 		Deps: stack.Deps{Postgres: *pg, Redis: *rd, NATS: *nt}, Products: *products, Shoppers: *shoppers, Retries: *retries, Progress: stdout}
 	if *retries == 0 {
-		opts.Retries = -1 // Options' zero is the default, one retry
+		f.opts.Retries = -1 // Options' zero is the default, one retry
 	}
-	stamp := fmt.Sprintf("%s-%s", sc.Name, time.Now().Format("20060102-150405"))
-	if *target != "" {
-		remote, err := remoteShop(*target, *targetAdmin, *targetDB, *toxi)
-		if err != nil {
-			return 0, usageError{err}
-		}
-		opts.Target = remote
-		if *check {
-			return 0, nil
-		}
-		if *out == "" {
-			*out = filepath.Join("out", stamp)
-		}
-	} else {
-		repo, err := repoRoot()
-		if err != nil {
-			return 0, err
-		}
-		if *out == "" {
-			*out = filepath.Join(repo, "loadtest", "out", stamp)
-		}
-		if *check {
-			return 0, nil
-		}
-		fmt.Fprintf(stdout, "▶ building the services\n")
-		if opts.Bins, err = stack.Build(ctx, repo, filepath.Join(repo, "loadtest", "out", ".bin")); err != nil {
-			return 0, err
-		}
-	}
-	opts.Out = *out
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return 0, err
-		}
-		defer stop()
-	}
-	if *repeat == 1 {
-		_, code, err := runOnce(ctx, opts, stdout, *strict)
-		return code, err
-	}
-	return runRepeated(ctx, opts, *repeat, stdout, *strict)
+	return f, nil
 }
 
 // parseProfiles reads -profiles, a comma-separated list, and adds every
