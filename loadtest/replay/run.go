@@ -192,23 +192,13 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		pr.Notes = append(pr.Notes, s)
 		fmt.Fprintf(o.Progress, "    ⚠ %s\n", s)
 	}
-	var mu sync.Mutex
-	var events []stack.Event
-	onEvent := func(e stack.Event) {
-		mu.Lock()
-		events = append(events, e)
-		first := len(events) <= len(stack.Services) // the first starts are no news
-		mu.Unlock()
-		if !first {
-			fmt.Fprintf(o.Progress, "    %s %s: %s %s\n", e.At.Format("15:04:05"), e.Service, e.What, e.Detail)
-		}
-	}
+	events := &eventLog{progress: o.Progress}
 	how := "starting a fresh shop"
 	if o.Target != nil {
 		how = "switching the running shop's fixes"
 	}
 	fmt.Fprintf(o.Progress, "\n▶ %s · %s (FIXES=%s): %s\n", sc.Name, p.Name, p.Fixes, how)
-	st, shop, err := prepare(ctx, o, p, onEvent)
+	st, shop, err := prepare(ctx, o, p, events.add)
 	if err != nil {
 		return pr, err
 	}
@@ -234,6 +224,46 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 		return pr, fmt.Errorf("the scenario's faults: %w", err)
 	}
 
+	if err := checkInvariants(ctx, st, shop, o, p, &pr, note); err != nil {
+		return pr, err
+	}
+	pr.Restarts = st.Restarts()
+	pr.Supervised = pr.Restarts != nil
+	pr.Events = events.all()
+	pr.Dropped = gen.Dropped()
+	pr.Timeline = points
+	pr.Headline = headline(sc, o.Capacity, rec, pr, secs)
+	return pr, nil
+}
+
+// eventLog keeps what the supervisor saw during a run (starts, kills,
+// restarts) and prints each as it comes, but the services' first starts.
+type eventLog struct {
+	progress io.Writer
+	mu       sync.Mutex
+	events   []stack.Event
+}
+
+func (l *eventLog) add(e stack.Event) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	first := len(l.events) <= len(stack.Services) // the first starts are no news
+	l.mu.Unlock()
+	if !first {
+		fmt.Fprintf(l.progress, "    %s %s: %s %s\n", e.At.Format("15:04:05"), e.Service, e.What, e.Detail)
+	}
+}
+
+func (l *eventLog) all() []stack.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]stack.Event(nil), l.events...)
+}
+
+// checkInvariants checks, once the load has stopped, what must never
+// happen — in the shop's databases and its event consumers, against every
+// order the shoppers saw acknowledged — and records what broke on pr.
+func checkInvariants(ctx context.Context, st stack.Shop, shop *load.Shop, o Options, p Profile, pr *report.Profile, note func(string)) error {
 	fmt.Fprintf(o.Progress, "    checking invariants…\n")
 	var acked []string
 	for _, a := range shop.Acknowledged() {
@@ -241,22 +271,14 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	}
 	inv, err := st.Check(ctx, acked, o.Products, 30*time.Second)
 	if err != nil {
-		return pr, fmt.Errorf("invariants: %w", err)
+		return fmt.Errorf("invariants: %w", err)
 	}
 	pr.Invariants = inv
 	pr.Broken = inv.Broken(p.Has(fixes.Outbox))
 	if inv.EventsPending > 0 {
 		note(fmt.Sprintf("%d order.created events were still in the outbox when the run ended, unsent (the order service's relay had not run since): sent when it does, not lost", inv.EventsPending))
 	}
-	pr.Restarts = st.Restarts()
-	pr.Supervised = pr.Restarts != nil
-	mu.Lock()
-	pr.Events = append([]stack.Event(nil), events...)
-	mu.Unlock()
-	pr.Dropped = gen.Dropped()
-	pr.Timeline = points
-	pr.Headline = headline(sc, o.Capacity, rec, pr, secs)
-	return pr, nil
+	return nil
 }
 
 // soldOutBefore is a note for a profile that begins on a running shop whose
