@@ -183,26 +183,39 @@ func svg(s *Summary, c chart, pts []Point, ymax float64) (template.HTML, error) 
 		}
 	}
 	for _, ser := range c.series {
-		for _, seg := range segments(pts, ser.value, floor, ymax) {
-			l, err := plotter.NewLine(seg)
-			if err != nil {
-				return "", err
-			}
-			l.Color = ser.color
-			l.Width = vg.Points(1.5)
-			p.Add(l)
-			if len(seg) == 1 { // a lone second between two gaps: a line of one point draws nothing
-				dot, err := plotter.NewScatter(seg)
-				if err != nil {
-					return "", err
-				}
-				dot.Color = ser.color
-				dot.Shape = draw.CircleGlyph{}
-				dot.Radius = vg.Points(2)
-				p.Add(dot)
-			}
+		if err := drawSeries(p, ser, segments(pts, ser.value, floor, ymax)); err != nil {
+			return "", err
 		}
 	}
+	return inline(p)
+}
+
+// drawSeries draws one series, a line per run of seconds that have a value.
+func drawSeries(p *plot.Plot, ser series, segs []plotter.XYs) error {
+	for _, seg := range segs {
+		l, err := plotter.NewLine(seg)
+		if err != nil {
+			return err
+		}
+		l.Color = ser.color
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		if len(seg) == 1 { // a lone second between two gaps: a line of one point draws nothing
+			dot, err := plotter.NewScatter(seg)
+			if err != nil {
+				return err
+			}
+			dot.Color = ser.color
+			dot.Shape = draw.CircleGlyph{}
+			dot.Radius = vg.Points(2)
+			p.Add(dot)
+		}
+	}
+	return nil
+}
+
+// inline renders the plot as an SVG element to put in the page as it is.
+func inline(p *plot.Plot) (template.HTML, error) {
 	canvas := vgsvg.New(5*vg.Inch, 2.6*vg.Inch)
 	p.Draw(draw.New(canvas))
 	var buf bytes.Buffer
