@@ -74,10 +74,22 @@ func check(ctx context.Context, databases map[string]string, acknowledged []stri
 		return v, err
 	}
 	defer orders.Close(ctx)
-
-	stored, err := storedOrders(ctx, orders)
+	sold, err := v.checkOrders(ctx, orders, acknowledged, products)
 	if err != nil {
 		return v, err
+	}
+	err = v.checkEvents(ctx, databases, orders, sold, settle, inflight)
+	return v, err
+}
+
+// checkOrders counts the acknowledged orders that are missing, the units
+// sold beyond a product's stock, and the products whose stock and sales do
+// not add up to what they started with. It returns the units sold by
+// product, for checkEvents.
+func (v *Invariants) checkOrders(ctx context.Context, orders *pgx.Conn, acknowledged []string, products int) (sold map[int64]int64, err error) {
+	stored, err := storedOrders(ctx, orders)
+	if err != nil {
+		return nil, err
 	}
 	v.Stored = len(stored)
 	for _, id := range acknowledged {
@@ -85,14 +97,13 @@ func check(ctx context.Context, databases map[string]string, acknowledged []stri
 			v.Missing++
 		}
 	}
-
-	sold, err := sums(ctx, orders, `SELECT product_id, sum(quantity) FROM order_items GROUP BY product_id`)
+	sold, err = sums(ctx, orders, `SELECT product_id, sum(quantity) FROM order_items GROUP BY product_id`)
 	if err != nil {
-		return v, err
+		return nil, err
 	}
 	stock, err := sums(ctx, orders, `SELECT product_id, stock FROM inventory`)
 	if err != nil {
-		return v, err
+		return nil, err
 	}
 	for _, p := range catalog.Generate(products) {
 		if over := sold[p.ID] - p.Stock; over > 0 {
@@ -102,36 +113,41 @@ func check(ctx context.Context, databases map[string]string, acknowledged []stri
 			v.StockDrift++
 		}
 	}
+	return sold, nil
+}
 
-	// Events: every stored order once in each consumer, and no unit twice.
+// checkEvents counts the order.created events lost — every stored order
+// must reach each consumer once, or still wait in the outbox — and the
+// units the search service counted sold twice.
+func (v *Invariants) checkEvents(ctx context.Context, databases map[string]string, orders *pgx.Conn, sold map[int64]int64, settle time.Duration, inflight counter) error {
 	v.EventsExpected = v.Stored
 	handled, err := awaitConsumers(ctx, func(ctx context.Context) (int, error) {
 		handled, err := countHandled(ctx, databases)
 		return min(handled["search"], handled["user"]), err
 	}, inflight, v.Stored, settle)
 	if err != nil {
-		return v, err
+		return err
 	}
 	if err := orders.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&v.EventsPending); err != nil {
-		return v, err
+		return err
 	}
 	v.EventsLost = max(0, v.Stored-handled-v.EventsPending)
 
 	catalogDB, err := pgx.Connect(ctx, databases["search"])
 	if err != nil {
-		return v, err
+		return err
 	}
 	defer catalogDB.Close(ctx)
 	applied, err := sums(ctx, catalogDB, `SELECT id, sold FROM products WHERE sold > 0`)
 	if err != nil {
-		return v, err
+		return err
 	}
 	for id, n := range applied {
 		if extra := n - sold[id]; extra > 0 {
 			v.EventsTwice += int(extra)
 		}
 	}
-	return v, nil
+	return nil
 }
 
 // storedOrders returns the ids of the orders the order service stored.

@@ -2,13 +2,16 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stampede-shop/stampede/pkg/catalog"
 	"github.com/stampede-shop/stampede/pkg/events"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
@@ -20,30 +23,13 @@ import (
 // runs the check on the services' own schemas.)
 func TestPendingOutboxEventsAreNotLost(t *testing.T) {
 	ctx := context.Background()
-	databases := map[string]string{}
-	for svc, schema := range map[string]string{
-		"order": `CREATE TABLE orders (id uuid PRIMARY KEY);
-			CREATE TABLE order_items (order_id uuid, product_id bigint, quantity int);
-			CREATE TABLE inventory (product_id bigint, stock bigint);
-			CREATE TABLE outbox (id bigserial, sent_at timestamptz);
-			INSERT INTO orders VALUES ('00000000-0000-0000-0000-000000000001'), ('00000000-0000-0000-0000-000000000002'),
+	databases := cutDown(t, map[string]string{
+		"order": `INSERT INTO orders VALUES ('00000000-0000-0000-0000-000000000001'), ('00000000-0000-0000-0000-000000000002'),
 				('00000000-0000-0000-0000-000000000003');
 			INSERT INTO outbox (sent_at) VALUES (now()), (now()), (NULL);`, // the third order's event: not sent yet
-		"search": `CREATE TABLE processed_events (id text); CREATE TABLE products (id bigint, sold bigint);
-			INSERT INTO processed_events VALUES ('e1');`,
-		"user": `CREATE TABLE processed_events (id text); INSERT INTO processed_events VALUES ('e1');`,
-	} {
-		databases[svc] = testkit.Database(t)
-		conn, err := pgx.Connect(ctx, databases[svc])
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = conn.Exec(ctx, schema)
-		conn.Close(ctx)
-		if err != nil {
-			t.Fatalf("%s: %v", svc, err)
-		}
-	}
+		"search": `INSERT INTO processed_events VALUES ('e1');`,
+		"user":   `INSERT INTO processed_events VALUES ('e1');`,
+	})
 	v, err := check(ctx, databases, nil, 0, 0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +43,72 @@ func TestPendingOutboxEventsAreNotLost(t *testing.T) {
 	if b := v.Broken(true); !slices.Contains(b, "1 order.created events lost") {
 		t.Fatalf("broken %q; want the one lost event, not the pending one", b)
 	}
+}
+
+// What must never happen is counted when it does: an acknowledged order
+// that is not stored, units sold beyond a product's stock, stock and sales
+// that do not add up, a sale a consumer counted twice. (The replay's runs
+// find none of them; this is the check that it would.)
+func TestBrokenInvariantsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	products := catalog.Generate(0)
+	hot := products[0]
+	var inventory strings.Builder
+	for i, p := range products {
+		stock := p.Stock
+		if i == 0 {
+			stock = 0 // sold out, but more was sold than it had: stock + sold ≠ its initial stock
+		}
+		fmt.Fprintf(&inventory, "INSERT INTO inventory VALUES (%d, %d);\n", p.ID, stock)
+	}
+	stored := "00000000-0000-0000-0000-000000000001"
+	databases := cutDown(t, map[string]string{
+		"order": `INSERT INTO orders VALUES ('` + stored + `');
+			INSERT INTO outbox (sent_at) VALUES (now());
+			` + fmt.Sprintf("INSERT INTO order_items VALUES ('%s', %d, %d);\n", stored, hot.ID, hot.Stock+2) + inventory.String(),
+		"search": `INSERT INTO processed_events VALUES ('e1');
+			` + fmt.Sprintf("INSERT INTO products VALUES (%d, %d);", hot.ID, hot.Stock+2+3), // three units counted twice
+		"user": `INSERT INTO processed_events VALUES ('e1');`,
+	})
+	v, err := check(ctx, databases, []string{stored, "00000000-0000-0000-0000-000000000002"}, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Invariants{Acknowledged: 2, Stored: 1, Missing: 1, OversoldUnits: 2, StockDrift: 1, EventsExpected: 1, EventsTwice: 3}
+	if v != want {
+		t.Fatalf("invariants %+v\nwant       %+v", v, want)
+	}
+	if b := v.Broken(true); len(b) != 4 {
+		t.Fatalf("broken %q; want the missing order, the oversold units, the drift and the units applied twice", b)
+	}
+}
+
+// cutDown creates the three services' databases with the tables the check
+// reads, cut down to the columns it reads, and runs each service's inserts
+// in its own. It returns their URLs by service.
+func cutDown(t *testing.T, inserts map[string]string) map[string]string {
+	t.Helper()
+	databases := map[string]string{}
+	for svc, schema := range map[string]string{
+		"order": `CREATE TABLE orders (id uuid PRIMARY KEY);
+			CREATE TABLE order_items (order_id uuid, product_id bigint, quantity int);
+			CREATE TABLE inventory (product_id bigint, stock bigint);
+			CREATE TABLE outbox (id bigserial, sent_at timestamptz);`,
+		"search": `CREATE TABLE processed_events (id text); CREATE TABLE products (id bigint, sold bigint);`,
+		"user":   `CREATE TABLE processed_events (id text);`,
+	} {
+		databases[svc] = testkit.Database(t)
+		conn, err := pgx.Connect(t.Context(), databases[svc])
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(t.Context(), schema+"\n"+inserts[svc])
+		conn.Close(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", svc, err)
+		}
+	}
+	return databases
 }
 
 // The wait for the consumers ends early only when nothing more is coming:
