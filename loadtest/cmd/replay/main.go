@@ -269,20 +269,32 @@ func runOnce(ctx context.Context, opts replay.Options, stdout io.Writer, strict 
 	if err != nil {
 		return nil, 0, err
 	}
+	return s, exitCode(s, strict, stdout), nil
+}
+
+// exitCode is what a run earns: 1 if a profile broke an invariant — what
+// must never happen did — whatever the verdicts; else 3 if strict and a
+// verdict failed; else 0. It names on w each profile and claim that cost it.
+func exitCode(s *report.Summary, strict bool, w io.Writer) int {
 	code := 0
 	for _, p := range s.Profiles {
 		if len(p.Broken) > 0 {
-			fmt.Fprintf(stdout, "✘ %s broke invariants: %s\n", p.Name, strings.Join(p.Broken, "; "))
+			fmt.Fprintf(w, "✘ %s broke invariants: %s\n", p.Name, strings.Join(p.Broken, "; "))
 			code = 1
 		}
+	}
+	if code != 0 || !strict {
+		return code
+	}
+	for _, p := range s.Profiles {
 		for _, v := range p.Verdicts {
-			if !v.Held && strict && code == 0 {
-				fmt.Fprintf(stdout, "✘ %s: %s (%s)\n", p.Name, v.Claim, v.Seen)
+			if !v.Held {
+				fmt.Fprintf(w, "✘ %s: %s (%s)\n", p.Name, v.Claim, v.Seen)
 				code = 3
 			}
 		}
 	}
-	return s, code, nil
+	return code
 }
 
 // remoteShop reads the -target flags.

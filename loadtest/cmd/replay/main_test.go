@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stampede-shop/stampede/loadtest/report"
 )
 
 // The command's contract: bad usage exits 2 with the reason on stderr,
@@ -43,6 +46,45 @@ func TestUsage(t *testing.T) {
 			}
 			if strings.Contains(stdout.String(), "building") {
 				t.Fatal("it started building")
+			}
+		})
+	}
+}
+
+// A broken invariant fails the run (exit 1) whatever the verdicts say; a
+// failed verdict does only with -strict (exit 3), and each one that failed
+// is named.
+func TestExitCode(t *testing.T) {
+	held := report.Verdict{Claim: "zero restarts", Held: true, Seen: "0"}
+	missed := func(claim string) report.Verdict { return report.Verdict{Claim: claim, Seen: "seen"} }
+	tests := []struct {
+		name     string
+		profiles []report.Profile
+		strict   bool
+		code     int
+		say      []string
+	}{
+		{"all held", []report.Profile{{Name: "resilient", Verdicts: []report.Verdict{held}}}, true, 0, nil},
+		{"a verdict missed", []report.Profile{{Name: "resilient", Verdicts: []report.Verdict{missed("p99 ≤ 200 ms"), held}}}, false, 0, nil},
+		{"two verdicts missed, strict", []report.Profile{
+			{Name: "naive", Verdicts: []report.Verdict{missed("goodput below 20 %")}},
+			{Name: "resilient", Verdicts: []report.Verdict{held, missed("p99 ≤ 200 ms")}}}, true, 3,
+			[]string{"✘ naive: goodput below 20 % (seen)", "✘ resilient: p99 ≤ 200 ms (seen)"}},
+		{"an invariant broken", []report.Profile{
+			{Name: "naive", Broken: []string{"2 units oversold"}, Verdicts: []report.Verdict{held}},
+			{Name: "resilient", Verdicts: []report.Verdict{missed("p99 ≤ 200 ms")}}}, true, 1,
+			[]string{"✘ naive broke invariants: 2 units oversold"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := exitCode(&report.Summary{Profiles: tt.profiles}, tt.strict, &out)
+			said := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if out.Len() == 0 {
+				said = nil
+			}
+			if code != tt.code || !slices.Equal(said, tt.say) {
+				t.Fatalf("exit %d saying %q; want exit %d saying %q", code, said, tt.code, tt.say)
 			}
 		})
 	}
