@@ -153,7 +153,12 @@ func (p *Process) watch(ctx context.Context, exited chan error) string {
 			p.terminate(exited)
 			return "stopped"
 		case <-probe.C:
-			if err := p.live(ctx); err != nil {
+			err := p.live(ctx)
+			if ctx.Err() != nil { // stopped while probing: not the process's failure
+				p.terminate(exited)
+				return "stopped"
+			}
+			if err != nil {
 				failures++
 				p.emit("liveness failed", fmt.Sprintf("%d/%d: %v", failures, p.Probe.FailureThreshold, err))
 				if failures >= p.Probe.FailureThreshold {
