@@ -17,11 +17,20 @@ import (
 	"github.com/stampede-shop/stampede/pkg/web"
 )
 
-// Register creates n shoppers through the user service (registration and
-// login, as real users do), then has each place and read back one order, so
-// that every shopper has an order to read and the order service has a cached
-// copy of it.
+// Register creates n shoppers (SignUp), then has each place and read back
+// one order (FirstOrders), so that every shopper has an order to read and
+// the order service has a cached copy of it.
 func (s *Shop) Register(ctx context.Context, n int) error {
+	if err := s.SignUp(ctx, n); err != nil {
+		return err
+	}
+	return s.FirstOrders(ctx)
+}
+
+// SignUp creates n shoppers through the user service, registration and
+// login as real users do: each has an id and a session token, and the
+// order service has not heard of any of them yet.
+func (s *Shop) SignUp(ctx context.Context, n int) error {
 	s.Shoppers = make([]*Shopper, n)
 	var tag [4]byte
 	_, _ = crand.Read(tag[:]) // a shop that runs already keeps the shoppers of earlier runs
@@ -47,11 +56,14 @@ func (s *Shop) Register(ctx context.Context, n int) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	g, gctx = errgroup.WithContext(ctx)
-	// A few at a time here too: all at once, a resilient shop's shedder,
+	return g.Wait()
+}
+
+// FirstOrders has every shopper place one order, for a product of its own,
+// and read it back.
+func (s *Shop) FirstOrders(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	// A few at a time, as the sign-ups: all at once, a resilient shop's shedder,
 	// which starts from a small limit, refuses some, and their Retry-After
 	// cost seconds of every shop's start.
 	g.SetLimit(4)

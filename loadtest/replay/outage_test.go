@@ -2,13 +2,13 @@ package replay
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stampede-shop/stampede/loadtest/load"
 	"github.com/stampede-shop/stampede/loadtest/stack"
 	"github.com/stampede-shop/stampede/pkg/testkit"
 )
@@ -187,20 +187,14 @@ func TestSlowUsersReachTheOrderService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer native.Close()
-	// A shopper of its own, registered with the user service directly: the
-	// order service has not asked about them yet.
-	credentials := fmt.Sprintf(`{"email":%q,"password":"slow but sure, and long enough"}`, testkit.Name("slow")+"@example.com")
-	signUp := strings.Replace(credentials, "{", `{"name":"Slow",`, 1)
-	if r := testkit.Do(t, "POST", native.API("user")+"/v1/users", "", strings.NewReader(signUp)); r.Status != http.StatusCreated {
-		t.Fatalf("sign-up: %d %s", r.Status, r.Raw)
-	}
-	session := testkit.Do(t, "POST", native.API("user")+"/v1/sessions", "", strings.NewReader(credentials))
-	token, _ := session.Body["token"].(string)
-	if session.Status != http.StatusOK || token == "" {
-		t.Fatalf("login: %d %s", session.Status, session.Raw)
+	// A shopper signed up and logged in, with no order yet: the order
+	// service has not asked the user service about them.
+	shop := &load.Shop{Client: load.NewClient(), Targets: load.Targets{User: native.API("user"), Order: native.API("order")}}
+	if err := shop.SignUp(ctx, 1); err != nil {
+		t.Fatal(err)
 	}
 	order := func() testkit.Response {
-		return postOrder(ctx, t, native.API("order"), token, "slow-users-1", `{"items":[{"product_id":7,"quantity":1}]}`)
+		return postOrder(ctx, t, native.API("order"), shop.Shoppers[0].Token, "slow-users-1", `{"items":[{"product_id":7,"quantity":1}]}`)
 	}
 
 	if err := native.SlowUsers(2 * time.Second); err != nil {
