@@ -65,6 +65,15 @@ func TestNaiveRecoveryVerdictShowsTheBackOffLadder(t *testing.T) {
 	}
 }
 
+// held judges a run of profile in sc: each claim, and whether it held.
+func held(sc *scenario.Scenario, profile string, pr report.Profile) map[string]bool {
+	got := map[string]bool{}
+	for _, v := range judge(sc, Profile{Name: profile}, pr) {
+		got[v.Claim] = v.Held
+	}
+	return got
+}
+
 // The claims every resilient run is judged on, whatever the scenario.
 const (
 	restarts = "zero restarts"
@@ -157,11 +166,7 @@ func TestDependencyOutageVerdicts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]bool{}
-			for _, v := range judge(sc, Profile{Name: tt.profile}, tt.pr) {
-				got[v.Claim] = v.Held
-			}
-			if !maps.Equal(got, tt.want) {
+			if got := held(sc, tt.profile, tt.pr); !maps.Equal(got, tt.want) {
 				t.Errorf("claims and whether they held:\n got  %v\n want %v", got, tt.want)
 			}
 		})
@@ -229,11 +234,7 @@ func TestPromoVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := map[string]bool{}
-			for _, v := range judge(sc, Profile{Name: tt.profile}, tt.pr) {
-				got[v.Claim] = v.Held
-			}
-			if !maps.Equal(got, tt.want) {
+			if got := held(sc, tt.profile, tt.pr); !maps.Equal(got, tt.want) {
 				t.Fatalf("verdicts %v, want %v", got, tt.want)
 			}
 		})
