@@ -21,7 +21,7 @@ const (
 // claims of the replay issue) and whether it did. Profiles without claims
 // (the ablations) report numbers only.
 func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict {
-	j := &judgement{sc: sc, pr: pr, h: pr.Headline, spike: sc.Focus != ""}
+	j := &judgement{sc: sc, pr: pr}
 	switch p.Name {
 	case "naive":
 		j.naive()
@@ -36,10 +36,11 @@ func judge(sc *scenario.Scenario, p Profile, pr report.Profile) []report.Verdict
 type judgement struct {
 	sc       *scenario.Scenario
 	pr       report.Profile
-	h        report.Headline
-	spike    bool // the scenario has a spike to judge (promo), not only a fault
 	verdicts []report.Verdict
 }
+
+// spike says the scenario has a spike to judge (promo), not only a fault.
+func (j *judgement) spike() bool { return j.sc.Focus != "" }
 
 func (j *judgement) claim(held bool, text, seen string, args ...any) {
 	j.verdicts = append(j.verdicts, report.Verdict{Claim: text, Held: held, Seen: fmt.Sprintf(seen, args...)})
@@ -47,8 +48,8 @@ func (j *judgement) claim(held bool, text, seen string, args ...any) {
 
 // naive: the incident, and each fault's own way of bringing the shop down.
 func (j *judgement) naive() {
-	h, sc, supervised := j.h, j.sc, j.pr.Supervised
-	if j.spike {
+	h, sc, supervised := j.pr.Headline, j.sc, j.pr.Supervised
+	if j.spike() {
 		j.claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
 		if supervised {
 			j.claim(h.Restarts > 0, "liveness kills and restarts happen", "%s", count(h.Restarts, "restart"))
@@ -89,8 +90,8 @@ func (j *judgement) naive() {
 // resilient: the shop stays up through the spike and each fault, and
 // nothing acknowledged is lost.
 func (j *judgement) resilient() {
-	h := j.h
-	if j.spike {
+	h := j.pr.Headline
+	if j.spike() {
 		j.claim(h.GoodputPct >= 90, "goodput during the spike at or above 90 % of capacity", "%.0f %%", h.GoodputPct)
 		j.claim(h.P99Good <= 200, "p99 of successful requests ≤ 200 ms", "%s", report.Millis(h.P99Good))
 		j.refusedFast(claimExcessRefusedFast)
@@ -132,7 +133,7 @@ func (j *judgement) resilient() {
 // numbers are shown beside it, from when each request was due and from when
 // it was sent.
 func (j *judgement) refusedFast(text string) {
-	h := j.h
+	h := j.pr.Headline
 	j.claim(h.P99RefusalService <= 10, text+", timed in the services",
 		"%s in the services; the shoppers saw %s, %s timed from sending (they sent 1 %% of their requests over %s late; "+
 			"the order service's goroutines waited %s for a CPU, p99; the machine's CPUs were %s busy, and some task was waiting for one %s of the time)",
@@ -143,8 +144,9 @@ func (j *judgement) refusedFast(text string) {
 // servesThrough judges a dependency's fault that no shopper's request needs,
 // or that its fallbacks cover: the shop serves on.
 func (j *judgement) servesThrough(fault string) {
-	j.claim(j.h.GoodputRPS >= 0.9*j.h.OfferedRPS, "the shop serves through the "+fault+": goodput ≥ 90 % of the traffic offered",
-		"%.0f of %.0f requests/s", j.h.GoodputRPS, j.h.OfferedRPS)
+	h := j.pr.Headline
+	j.claim(h.GoodputRPS >= 0.9*h.OfferedRPS, "the shop serves through the "+fault+": goodput ≥ 90 % of the traffic offered",
+		"%.0f of %.0f requests/s", h.GoodputRPS, h.OfferedRPS)
 }
 
 // count is n of a noun, in the singular for one: "1 restart", "3 restarts".
