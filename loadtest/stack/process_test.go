@@ -22,15 +22,32 @@ import (
 // that drains and stops.
 const childEnv = "STACK_TEST_CHILD"
 
+// readyEnv is where a child says it is running as what it stands in for.
+// Until it has, the probes pass and are not counted: a race-instrumented
+// test binary can take longer to start than three fast probes take to fail,
+// and a SIGTERM sent before it ignores the signal ends it (a flake seen
+// once in CI on a busy machine).
+const readyEnv = "STACK_TEST_READY_URL"
+
 func TestMain(m *testing.M) {
 	switch os.Getenv(childEnv) {
 	case "ignore-sigterm":
 		signal.Ignore(syscall.SIGTERM)
+		childReady()
 		time.Sleep(time.Hour)
 	case "exit-on-sigterm": // SIGTERM's default: the process ends
+		childReady()
 		time.Sleep(time.Hour)
 	}
 	os.Exit(m.Run())
+}
+
+func childReady() {
+	resp, err := http.Get(os.Getenv(readyEnv))
+	if err != nil {
+		os.Exit(2) // the test sees an exit it did not expect
+	}
+	resp.Body.Close()
 }
 
 // fastProbe is the kubelet's supervision, quickened for a test.
@@ -39,14 +56,21 @@ var fastProbe = Probe{Path: "/livez", InitialDelay: 10 * time.Millisecond, Perio
 	Backoff: func(n int) time.Duration { return 30 * time.Millisecond }}
 
 // supervised runs a child under the supervisor, the status of its n-th
-// liveness probe (counting from 1) given by answer, until the child has been
+// liveness probe (counting from 1, once the first child is running: see
+// readyEnv) given by answer, until the child has been
 // started 1 + restarts times and a probe number probes has come in; then it
 // stops the supervisor and returns the events it told of.
 func supervised(t *testing.T, child string, answer func(n int, r *http.Request) int, restarts int, probes int32) []Event {
 	t.Helper()
 	var probed atomic.Int32
+	var ready atomic.Bool
 	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(answer(int(probed.Add(1)), r))
+		switch {
+		case r.URL.Path == "/ready":
+			ready.Store(true)
+		case ready.Load():
+			w.WriteHeader(answer(int(probed.Add(1)), r))
+		}
 	}))
 	defer live.Close()
 	bin, err := os.Executable()
@@ -56,7 +80,7 @@ func supervised(t *testing.T, child string, answer func(n int, r *http.Request) 
 	var mu sync.Mutex
 	var events []Event
 	var started atomic.Int32
-	p := &Process{Name: "svc", Bin: bin, Env: append(os.Environ(), childEnv+"="+child),
+	p := &Process{Name: "svc", Bin: bin, Env: append(os.Environ(), childEnv+"="+child, readyEnv+"="+live.URL+"/ready"),
 		API: live.URL, Log: io.Discard, Probe: fastProbe, OnEvent: func(e Event) {
 			mu.Lock()
 			events = append(events, e)
