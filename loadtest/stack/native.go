@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stampede-shop/stampede/pkg/db"
+	"github.com/stampede-shop/stampede/pkg/loopback"
 )
 
 // Services are the three services, in the order they start.
@@ -125,11 +125,12 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	if s.redis, redisVia, err = via(tp, o.ProxyRedis, "redis", deps.Redis); err != nil {
 		return nil, err
 	}
-	ports := map[string][2]string{}
-	for _, svc := range Services {
-		ports[svc] = [2]string{freeAddr(), freeAddr()}
-		s.api[svc] = "http://" + ports[svc][0]
-		s.admin[svc] = "http://" + ports[svc][1]
+	ports, err := listenAddrs()
+	if err != nil {
+		return nil, err
+	}
+	for svc, p := range ports {
+		s.api[svc], s.admin[svc] = "http://"+p[0], "http://"+p[1]
 	}
 	if s.users, usersVia, err = via(tp, o.ProxyUsers, "users", s.api["user"]); err != nil {
 		return nil, err
@@ -398,38 +399,22 @@ func name(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// freeAddr returns a loopback address whose port is free now and that it
-// has not returned before. The ports come from below Linux's ephemeral
-// range (32768–60999), where the kernel picks ports for outgoing
-// connections and for listeners on :0, so that no test or client running
-// beside the replay takes one between now and the moment the service binds
-// it — and again when it is restarted. A port that is free now may still
-// have been handed to a service that has not bound it yet (a stack asks
-// for six at once), hence the record of what was handed out.
-func freeAddr() string {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		port := 20000 + mrand.N(12000)
-		if handedOut.ports[port] {
-			continue
-		}
-		var lc net.ListenConfig
-		ln, err := lc.Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+// listenAddrs gives each service an API and an admin address of its own.
+func listenAddrs() (map[string][2]string, error) {
+	addrs := map[string][2]string{}
+	for _, svc := range Services {
+		api, err := loopback.FreeAddr()
 		if err != nil {
-			continue
+			return nil, err
 		}
-		ln.Close()
-		handedOut.ports[port] = true
-		return ln.Addr().String()
+		admin, err := loopback.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[svc] = [2]string{api, admin}
 	}
+	return addrs, nil
 }
-
-// handedOut is every port freeAddr returned in this process.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
 
 // waitReady polls /readyz until it answers 200.
 func waitReady(ctx context.Context, api string, within time.Duration) error {

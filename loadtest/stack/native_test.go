@@ -23,17 +23,3 @@ func TestFaultsNeedTheirProxy(t *testing.T) {
 		t.Error("SlowUsers without a proxy to slow did not fail")
 	}
 }
-
-// freeAddr never hands out a port twice: a stack asks for six before its
-// services bind any, and one port given to two services left the second
-// unable to listen ("address already in use"), restarted in a loop.
-func TestFreeAddrNeverRepeatsAPort(t *testing.T) {
-	seen := map[string]bool{}
-	for range 2000 { // among 12,000 ports, random picks would repeat some hundred times
-		addr := freeAddr()
-		if seen[addr] {
-			t.Fatalf("%s handed out twice", addr)
-		}
-		seen[addr] = true
-	}
-}

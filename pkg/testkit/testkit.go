@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -24,6 +23,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stampede-shop/stampede/pkg/loopback"
 )
 
 func env(name, def string) string {
@@ -190,16 +191,15 @@ func createKeepStream(js jetstream.JetStream) error {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago, for services under test to listen on.
+// ago and that no other test in this binary was given, for a service under
+// test to listen on (see package loopback).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	addr, err := loopback.FreeAddr()
 	if err != nil {
-		t.Fatalf("testkit: free port: %v", err)
+		t.Fatalf("testkit: %v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // Getenv returns a getenv over m, for calling a service's run in-process.
