@@ -125,12 +125,9 @@ func StartNative(ctx context.Context, deps Deps, bins map[string]string, o Optio
 	if s.redis, redisVia, err = via(tp, o.ProxyRedis, "redis", deps.Redis); err != nil {
 		return nil, err
 	}
-	ports, err := listenAddrs()
+	ports, err := s.listen()
 	if err != nil {
 		return nil, err
-	}
-	for svc, p := range ports {
-		s.api[svc], s.admin[svc] = "http://"+p[0], "http://"+p[1]
 	}
 	if s.users, usersVia, err = via(tp, o.ProxyUsers, "users", s.api["user"]); err != nil {
 		return nil, err
@@ -399,8 +396,9 @@ func name(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// listenAddrs gives each service an API and an admin address of its own.
-func listenAddrs() (map[string][2]string, error) {
+// listen gives each service an API and an admin address of its own, and
+// records the URLs the replay reaches them at.
+func (s *Native) listen() (map[string][2]string, error) {
 	addrs := map[string][2]string{}
 	for _, svc := range Services {
 		api, err := loopback.FreeAddr()
@@ -412,6 +410,7 @@ func listenAddrs() (map[string][2]string, error) {
 			return nil, err
 		}
 		addrs[svc] = [2]string{api, admin}
+		s.api[svc], s.admin[svc] = "http://"+api, "http://"+admin
 	}
 	return addrs, nil
 }
