@@ -27,7 +27,7 @@ vet: ## go vet every module
 
 unit: ## only the tests that need no Postgres, Redis or NATS
 	$(GO) test -race -count=1 $(MODULE)/pkg/config/... $(MODULE)/pkg/fixes/... $(MODULE)/pkg/web/... $(MODULE)/pkg/logging/... \
-		$(MODULE)/pkg/catalog/... $(MODULE)/services/user/account/... $(MODULE)/services/search/products/... \
+		$(MODULE)/pkg/catalog/... $(MODULE)/pkg/loopback/... $(MODULE)/services/user/account/... $(MODULE)/services/search/products/... \
 		$(MODULE)/services/order/orders/...
 
 # Each fuzz target runs this long under `make fuzz` (`make test` runs only
