@@ -48,12 +48,10 @@ func (j *judgement) claim(held bool, text, seen string, args ...any) {
 
 // naive: the incident, and each fault's own way of bringing the shop down.
 func (j *judgement) naive() {
-	h, sc, supervised := j.pr.Headline, j.sc, j.pr.Supervised
+	h, sc := j.pr.Headline, j.sc
 	if j.spike() {
 		j.claim(h.GoodputPct < 20, "goodput during the spike falls below 20 % of capacity", "%.0f %%", h.GoodputPct)
-		if supervised {
-			j.claim(h.Restarts > 0, "liveness kills and restarts happen", "%s", count(h.Restarts, "restart"))
-		}
+		j.killed("liveness kills and restarts happen")
 		j.claim(h.RecoveryS < 0 || h.RecoveryS > 10, "the order API is still down 10 s after the spike ends",
 			"recovery %s%s", report.Recovery(h.RecoveryS), goneInto(sc, j.pr))
 	}
@@ -64,26 +62,34 @@ func (j *judgement) naive() {
 		fault scenario.FaultKind
 		name  string
 	}{{scenario.NATSDown, "NATS"}, {scenario.RedisDown, "Redis"}} {
-		if sc.Injects(d.fault) && supervised {
-			j.claim(h.Restarts > 0, "liveness probes that ask "+d.name+" get the services killed", "%s", count(h.Restarts, "restart"))
+		if sc.Injects(d.fault) {
+			j.killed("liveness probes that ask " + d.name + " get the services killed")
 		}
 	}
 	// A slow Postgres is the incident's trigger without the promotion:
 	// requests queue for the pool with no deadline, and the probe's ping
 	// queues behind them.
-	if sc.Injects(scenario.SlowPostgres) && supervised {
-		j.claim(h.Restarts > 0, "liveness probes that ask the slowed Postgres get the services killed", "%s", count(h.Restarts, "restart"))
+	if sc.Injects(scenario.SlowPostgres) {
+		j.killed("liveness probes that ask the slowed Postgres get the services killed")
 	}
 	// The incident's mechanism with the user service as the trigger:
 	// each order holds its connection (and its row locks) while it
 	// waits on the user service, with no deadline, until the pool is
 	// gone and the probe's ping queues behind them.
-	if sc.Injects(scenario.SlowUsers) && supervised {
-		j.claim(h.Restarts > 0, "a slow user service gets the order service killed: orders hold the pool while they wait on it",
-			"%s", count(h.Restarts, "restart"))
+	if sc.Injects(scenario.SlowUsers) {
+		j.killed("a slow user service gets the order service killed: orders hold the pool while they wait on it")
 	}
 	if sc.Injects(scenario.NATSDown) {
 		j.claim(h.EventsLost > 0, "events published after the commit are lost while NATS is down", "%s lost", count(h.EventsLost, "event"))
+	}
+}
+
+// killed claims the naive shop was killed and restarted, where the replay
+// supervised it (not with -target, where the orchestrator restarts out of
+// its sight).
+func (j *judgement) killed(claim string) {
+	if j.pr.Supervised {
+		j.claim(j.pr.Headline.Restarts > 0, claim, "%s", count(j.pr.Headline.Restarts, "restart"))
 	}
 }
 
