@@ -200,18 +200,21 @@ func TryRequest(req *http.Request) (Response, error) {
 }
 
 // UntilAnswered sends the request newReq makes as a well-behaved client does:
-// a 503 (shed, pool timeout) is "come back later", and so is no answer at
-// all (the connection dropped under load). It waits, backing off with
-// jitter — never in lockstep with the other clients, which would be a retry
-// storm — and asks again, for at most a minute. newReq makes a fresh
-// request each time (a body is read once); asking again must be safe.
+// "come back later" is a 503 (shed, pool timeout), the 409 that says an
+// earlier attempt with the same Idempotency-Key is still being placed
+// (request_in_progress: that attempt answered 503 or dropped its
+// connection, and still holds the key), and no answer at all (the
+// connection dropped under load). It waits, backing off with jitter — never
+// in lockstep with the other clients, which would be a retry storm — and
+// asks again, for at most a minute. newReq makes a fresh request each time
+// (a body is read once); asking again must be safe.
 func UntilAnswered(t testing.TB, newReq func() *http.Request) Response {
 	t.Helper()
 	wait := 20 * time.Millisecond
 	for deadline := time.Now().Add(time.Minute); ; {
 		req := newReq()
 		r, err := TryRequest(req)
-		if err == nil && r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+		if err == nil && !r.Later() || time.Now().After(deadline) {
 			if err != nil {
 				t.Errorf("%s %s: no answer within a minute: %v", req.Method, req.URL, err)
 			}
@@ -220,6 +223,13 @@ func UntilAnswered(t testing.TB, newReq func() *http.Request) Response {
 		time.Sleep(wait/2 + rand.N(wait))
 		wait = min(2*wait, time.Second)
 	}
+}
+
+// Later reports whether r asks the client to come back later rather than
+// answer it: a 503, or the 409 request_in_progress.
+func (r Response) Later() bool {
+	return r.Status == http.StatusServiceUnavailable ||
+		r.Status == http.StatusConflict && r.ErrCode() == "request_in_progress"
 }
 
 // SyncBuffer is a bytes.Buffer safe for a service writing and a test reading.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,26 +83,26 @@ func TestFlashSaleNeverOversells(t *testing.T) {
 			t.Parallel()
 			in := start(t, fixesValue, startDeps(t))
 			const buyers = 500
-			codes := make([]int, buyers)
+			answers := make([]string, buyers)
 			var wg sync.WaitGroup
 			for i := range buyers {
 				wg.Go(func() {
 					tok := token(t, int64(i%50+1))
 					key := fmt.Sprintf("flash-%d", i)
 					r := placeUntilAnswered(t, in, tok, key, `{"items":[{"product_id":1,"quantity":1}]}`)
-					codes[i] = r.Status
-					if r.Status != 201 && r.Status != 409 {
-						t.Errorf("buyer %d: %d %s", i, r.Status, r.Raw)
+					answers[i] = strings.TrimSpace(fmt.Sprintf("%d %s", r.Status, r.ErrCode()))
+					if a := answers[i]; a != "201" && a != "409 sold_out" {
+						t.Errorf("buyer %d: %s", i, r.Raw)
 					}
 				})
 			}
 			wg.Wait()
-			count := map[int]int{}
-			for _, c := range codes {
-				count[c]++
+			count := map[string]int{}
+			for _, a := range answers {
+				count[a]++
 			}
-			if count[201] != 100 || count[409] != 400 {
-				t.Fatalf("answers %v, want exactly 100×201 and 400×409", count)
+			if want := map[string]int{"201": 100, "409 sold_out": 400}; !maps.Equal(count, want) {
+				t.Fatalf("answers %v, want %v", count, want)
 			}
 			if stock := query(t, in, `SELECT stock FROM inventory WHERE product_id = 1`); stock != 0 {
 				t.Fatalf("stock %d, want 0", stock)

@@ -143,8 +143,8 @@ func orderRequest(in *testkit.Instance, tok, key, body string) *http.Request {
 }
 
 // placeUntilAnswered is place as a well-behaved client does it
-// (testkit.UntilAnswered): after a 503 or no answer it asks again with the
-// same key, which makes asking again safe.
+// (testkit.UntilAnswered): after a 503, a 409 request_in_progress or no
+// answer it asks again with the same key, which makes asking again safe.
 func placeUntilAnswered(t *testing.T, in *testkit.Instance, tok, key, body string) testkit.Response {
 	t.Helper()
 	return testkit.UntilAnswered(t, func() *http.Request { return orderRequest(in, tok, key, body) })
