@@ -101,7 +101,7 @@ func LoadCommon(e *Env, service, httpAddr, adminAddr string) Common {
 			ShutdownGrace: e.Duration("SHUTDOWN_GRACE", 10*time.Second),
 			DrainDelay:    e.Duration("SHUTDOWN_DRAIN_DELAY", time.Second),
 			ShedTarget:    e.Duration("SHED_TARGET_LATENCY", 50*time.Millisecond),
-			ShedCPUWait:   e.DurationOrOff("SHED_TARGET_CPU_WAIT", 10*time.Millisecond),
+			ShedCPUWait:   e.DurationOrOff("SHED_TARGET_CPU_WAIT", 20*time.Millisecond),
 		},
 	}
 	e.URL("DATABASE_URL", c.DatabaseURL.Reveal(), "postgres", "postgresql")

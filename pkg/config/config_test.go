@@ -107,7 +107,7 @@ func TestLoadCommonValues(t *testing.T) {
 
 // The CPU cap is on unless switched off, in either spelling.
 func TestShedCPUWait(t *testing.T) {
-	for value, want := range map[string]time.Duration{"": 10 * time.Millisecond, "2ms": 2 * time.Millisecond, "off": 0, "0": 0} {
+	for value, want := range map[string]time.Duration{"": 20 * time.Millisecond, "2ms": 2 * time.Millisecond, "off": 0, "0": 0} {
 		e := config.New(env(map[string]string{"DATABASE_URL": dbURL, "SHED_TARGET_CPU_WAIT": value}))
 		c := config.LoadCommon(e, "order", ":8083", ":9083")
 		if err := e.Err(); err != nil {

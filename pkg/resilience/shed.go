@@ -41,7 +41,7 @@ import (
 //     prediction a third of the refusals had waited out the queue, 5–25 ms
 //     in the order service.
 //   - CPUWait 0: not watched (the services set it from
-//     SHED_TARGET_CPU_WAIT, 10 ms by default, and SetCPUWait changes it at
+//     SHED_TARGET_CPU_WAIT, 20 ms by default, and SetCPUWait changes it at
 //     run time). Otherwise a ceiling on the rate of admissions keeps a CPU
 //     free: see cpuRate. CPUWaitSource nil means RuntimeCPUWait.
 type ShedSettings struct {
