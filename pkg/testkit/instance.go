@@ -202,9 +202,9 @@ func TryRequest(req *http.Request) (Response, error) {
 // UntilAnswered sends the request newReq makes as a well-behaved client does:
 // "come back later" is a 503 (shed, pool timeout), the 409 that says an
 // earlier attempt with the same Idempotency-Key is still being placed
-// (request_in_progress: that attempt answered 503 or dropped its
-// connection, and still holds the key), and no answer at all (the
-// connection dropped under load). It waits, backing off with jitter — never
+// (request_in_progress: that attempt still runs, or answered 503 and could
+// not release the key, which lapses after a lease), and no answer at all
+// (the connection dropped under load). It waits, backing off with jitter — never
 // in lockstep with the other clients, which would be a retry storm — and
 // asks again, for at most a minute. newReq makes a fresh request each time
 // (a body is read once); asking again must be safe.

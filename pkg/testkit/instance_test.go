@@ -8,9 +8,10 @@ import (
 )
 
 // UntilAnswered asks again after "come back later" and stops at an answer.
-// The flash-sale test counts every 409 as sold out: a buyer told that its
-// own first attempt still held the key, and taking that for an answer,
-// once made it count 99 orders where 100 were placed.
+// The 409 request_in_progress is "later": beside busy loops, up to 20 of
+// the flash-sale test's buyers a run were told that an earlier attempt of
+// theirs still held its key, took it for "sold out", and made the test's
+// count of answers a matter of chance.
 func TestUntilAnsweredComesBackLater(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
