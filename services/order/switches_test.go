@@ -6,8 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stampede-shop/stampede/pkg/testkit"
+	"github.com/stampede-shop/stampede/services/order/orders"
 )
 
 func setFixes(t *testing.T, in *testkit.Instance, value string) {
@@ -69,6 +71,47 @@ func TestHotRowAndOutboxSwitchAtRunTime(t *testing.T) {
 		}
 		if wrote := outbox() > rows; wrote != step.writesToOutbox {
 			t.Errorf("%s: outbox row written = %v, want %v", step.fixes, wrote, step.writesToOutbox)
+		}
+	}
+}
+
+// timeouts bounds an order's claim on its idempotency key: with the
+// request's deadline, the claim lasts what is left of it, the release after
+// it and a margin; without one, 30 s. So a key its order failed to release
+// (the database out of reach) answers a retry with 409 request_in_progress
+// for seconds, not half a minute. Read while each order waits on a stuck
+// user service, between its claim and its answer.
+func TestTimeoutsBoundAnOrdersClaimOnItsKey(t *testing.T) {
+	t.Parallel()
+	d := startDeps(t)
+	in := start(t, "resilient", d)
+	for i, step := range []struct {
+		fixes    string
+		min, max time.Duration
+	}{
+		{"resilient", time.Millisecond, 3*time.Second + orders.ReleaseTimeout + orders.LeaseMargin},
+		{"resilient,-timeouts", orders.ClaimLease, orders.ClaimLease},
+	} {
+		setFixes(t, in, step.fixes)
+		tok := token(t, int64(60+i)) // a user the service has not looked up yet
+		release := d.holdUsers()
+		answered := make(chan error, 1)
+		go func() {
+			r, err := testkit.TryRequest(orderRequest(in, tok, "lease-"+step.fixes, oneHot))
+			if err == nil && r.Status >= 500 && r.Status != 503 {
+				err = fmt.Errorf("answered %d %s", r.Status, r.Raw)
+			}
+			answered <- err
+		}()
+		waitUntil(t, "the order to wait on the user service", 5*time.Second, func() bool { return d.userHeld.Load() > 0 })
+		ms := query(t, in, `SELECT (extract(epoch FROM expires_at - created_at) * 1000)::bigint
+			FROM idempotency_keys WHERE key = 'lease-`+step.fixes+`'`)
+		release()
+		if err := <-answered; err != nil {
+			t.Fatalf("%s: the order: %v", step.fixes, err)
+		}
+		if lease := time.Duration(ms) * time.Millisecond; lease < step.min || lease > step.max {
+			t.Errorf("%s: the order's claim holds its key %v, want %v to %v", step.fixes, lease, step.min, step.max)
 		}
 	}
 }

@@ -43,10 +43,14 @@ const (
 	MaxKeyBytes    = 255
 	IdempotencyTTL = 24 * time.Hour
 	// ClaimLease is how long a request in flight holds its idempotency key
-	// before another request with the key may take it over: ten times the
-	// request deadline. A request that failed and could not release the key
-	// (the database out of reach) leaves it locked this long, not a day.
+	// before another request with the key may take it over, when nothing
+	// bounds the request's time (see Lease). A request that failed and
+	// could not release the key (the database out of reach) leaves it
+	// locked this long, not a day.
 	ClaimLease = 30 * time.Second
+	// LeaseMargin is what a request's lease adds to its deadline and the
+	// release after it, for a statement the deadline interrupts.
+	LeaseMargin = time.Second
 	// ReleaseTimeout bounds the release of the key of a request that failed,
 	// which runs even when the request's deadline has passed, and may wait
 	// all of it for a connection (not only the pool's 100 ms). Unbounded, it
@@ -55,6 +59,22 @@ const (
 	// already spent: past the replay shoppers' 5 s.
 	ReleaseTimeout = 500 * time.Millisecond
 )
+
+// Lease is how long a request in ctx holds the idempotency key it claims:
+// as long as it can still be at work on it, and no longer, for a key it
+// failed and could not release answers the client's retry with
+// ErrInProgress until the lease is out, though nothing is being placed.
+func Lease(ctx context.Context) time.Duration {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ClaimLease
+	}
+	// fix: timeouts — a request with a deadline stops at it: its lease is
+	// what is left of it, the release after it and a margin (at most 4.5 s
+	// with the services' 3 s deadline), not the 30 s of a request nothing
+	// bounds.
+	return min(ClaimLease, time.Until(deadline)+ReleaseTimeout+LeaseMargin)
+}
 
 // Errors of the domain; the HTTP edge maps them in one place.
 var (
@@ -142,8 +162,9 @@ type Claim struct {
 type Store interface {
 	// ClaimKey inserts the key, or reports the earlier request's state:
 	// ErrKeyReused for another body, ErrInProgress while it runs. A claim
-	// left in flight past ClaimLease is taken over. With products, it reads
-	// their stock too (Claim.Stock), in the same round trip.
+	// holds the key for Lease(ctx); one left in flight past it is taken
+	// over. With products, it reads their stock too (Claim.Stock), in the
+	// same round trip.
 	ClaimKey(ctx context.Context, userID int64, key, hash string, products []int64) (Claim, error)
 	// PeekKey reads the key's state without claiming it (a read: no write,
 	// no commit): a finished request's Replay, ErrKeyReused, ErrInProgress,

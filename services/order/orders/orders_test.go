@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stampede-shop/stampede/services/order/orders"
 )
@@ -80,6 +81,32 @@ func TestHashIsTheContentNotItsOrder(t *testing.T) {
 	} {
 		if hash(other) == a {
 			t.Errorf("%s hashes as the first request", other)
+		}
+	}
+}
+
+// A request's lease on its key is what is left of its deadline, the release
+// after it and a margin (fix: timeouts), and never longer than ClaimLease,
+// which is also the lease of a request without a deadline.
+func TestLeaseFollowsTheDeadline(t *testing.T) {
+	within := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	after := orders.ReleaseTimeout + orders.LeaseMargin
+	for _, c := range []struct {
+		name     string
+		ctx      context.Context
+		min, max time.Duration
+	}{
+		{"no deadline", context.Background(), orders.ClaimLease, orders.ClaimLease},
+		{"3 s left", within(3 * time.Second), 3*time.Second + after - time.Second, 3*time.Second + after},
+		{"the deadline passed", within(-time.Second), 0, after - time.Second},
+		{"an hour left", within(time.Hour), orders.ClaimLease, orders.ClaimLease},
+	} {
+		if got := orders.Lease(c.ctx); got < c.min || got > c.max {
+			t.Errorf("%s: lease %v, want %v to %v", c.name, got, c.min, c.max)
 		}
 	}
 }

@@ -94,7 +94,7 @@ func (s *Service) Place(ctx context.Context, userID int64, key string, req Reque
 	if err != nil {
 		// The key is released so the client can retry: nothing was written.
 		// Even when the request's own time is up, but briefly: if it cannot
-		// be done in time, the claim lapses after ClaimLease anyway.
+		// be done in time, the claim lapses after its Lease anyway.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
 		defer cancel()
 		if rerr := s.store.ReleaseKey(rctx, userID, key, claim.ID); rerr != nil {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,9 +16,10 @@ import (
 const (
 	// A new key is inserted; an expired one (an answer past the key's life,
 	// or a claim past its lease whose request never answered) is free again
-	// and taken over; a live one is left as it is.
+	// and taken over; a live one is left as it is. The lease is counted on
+	// Postgres's clock, the one that judges it.
 	claimKeySQL = `INSERT INTO idempotency_keys (user_id, key, request_hash, claim, expires_at)
-		VALUES (@user_id, @key, @request_hash, @claim, @expires_at)
+		VALUES (@user_id, @key, @request_hash, @claim, now() + make_interval(secs => @lease))
 		ON CONFLICT (user_id, key) DO UPDATE
 		SET request_hash = EXCLUDED.request_hash, claim = EXCLUDED.claim, status = NULL, response = NULL,
 			created_at = now(), expires_at = EXCLUDED.expires_at
@@ -35,8 +35,9 @@ func (s *Store) ClaimKey(ctx context.Context, userID int64, key, hash string, pr
 	var claim orders.Claim
 	var found []keyRow
 	b := &pgx.Batch{}
+	lease := min(s.lease, orders.Lease(ctx))
 	b.Queue(claimKeySQL, pgx.NamedArgs{"user_id": userID, "key": key, "request_hash": hash, "claim": id,
-		"expires_at": time.Now().Add(s.lease)}).Exec(func(tag pgconn.CommandTag) error {
+		"lease": lease.Seconds()}).Exec(func(tag pgconn.CommandTag) error {
 		claim.Owned = tag.RowsAffected() == 1
 		return nil
 	})

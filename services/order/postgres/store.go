@@ -24,7 +24,7 @@ import (
 type Store struct {
 	db      *db.DB
 	subject string        // of the outbox's events
-	lease   time.Duration // orders.ClaimLease (a test shortens it)
+	lease   time.Duration // the longest a claim holds a key: orders.ClaimLease (a test shortens it)
 }
 
 // NewStore returns a Store over d; outbox rows are for subject.
