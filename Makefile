@@ -66,7 +66,7 @@ dev: build ## run the services natively against the local Postgres, Redis and NA
 # the services into the directory and with the flags of the replay's own
 # build (loadtest/stack.Build), which then finds them up to date; go run is
 # left the replay's main package to compile and link.
-replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 5½ min; REPLAY_FLAGS=-help)
+replay: ## the outage replay: capacity, then promo under naive and resilient; report in loadtest/out/ (about 5 min; REPLAY_FLAGS=-help)
 	@echo "▶ compiling the services and the replay (a machine's first run fetches and compiles their dependencies: 1–3 min on 2 cores)"
 	@GO=$(GO) scripts/compile.sh -buildvcs=false -o loadtest/out/.bin/ $(addprefix ./services/,$(SERVICES)) ./loadtest/replay
 	$(GO) run ./loadtest/cmd/replay $(REPLAY_FLAGS)
