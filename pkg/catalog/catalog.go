@@ -92,14 +92,20 @@ func Generate(n int) []Product {
 		// Prices end in 99 or 49 cents, as shop prices do.
 		price := c.minPrice + r.Int64N(c.maxPrice-c.minPrice)
 		price = price/100*100 + []int64{99, 49}[r.IntN(2)]
+		// Two qualities, never the same one twice ("durable and durable"):
+		// the second draw moves on to the next instead of drawing again, so
+		// every other product stays as it was.
+		q1, q2 := r.IntN(len(qualities)), r.IntN(len(qualities))
+		if q2 == q1 {
+			q2 = (q2 + 1) % len(qualities)
+		}
 		out = append(out, Product{
 			ID:       id,
 			SKU:      fmt.Sprintf("%s-%06d", strings.ToUpper(c.name[:3]), id),
 			Name:     fmt.Sprintf("%s %s %s %s", brand, adj, noun, color),
 			Category: c.name,
-			Description: fmt.Sprintf("A %s %s %s from %s in %s, %s and %s.",
-				strings.ToLower(adj), strings.ToLower(noun), "for everyday use", brand, strings.ToLower(color),
-				pick(r, qualities), pick(r, qualities)),
+			Description: fmt.Sprintf("%s for everyday use from %s in %s, %s and %s.",
+				some(adj, noun), brand, strings.ToLower(color), qualities[q1], qualities[q2]),
 			PriceCents: price,
 			Currency:   "EUR",
 			Stock:      10 + r.Int64N(990),
@@ -118,3 +124,17 @@ func Categories() []string {
 }
 
 func pick(r *rand.Rand, s []string) string { return s[r.IntN(len(s))] }
+
+// some opens a description: "A classic kettle", "An ultra kettle", and no
+// article for a plural ("Classic sneakers": every noun of the catalog that
+// ends in s is one).
+func some(adj, noun string) string {
+	p := strings.ToLower(adj + " " + noun)
+	switch {
+	case strings.HasSuffix(p, "s"):
+		return strings.ToUpper(p[:1]) + p[1:]
+	case strings.ContainsRune("aeiou", rune(p[0])):
+		return "An " + p
+	}
+	return "A " + p
+}

@@ -1,7 +1,9 @@
 package catalog_test
 
 import (
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stampede-shop/stampede/pkg/catalog"
@@ -35,5 +37,32 @@ func TestGenerateIsDeterministicAndSane(t *testing.T) {
 	}
 	if len(cats) != len(catalog.Categories()) {
 		t.Fatalf("categories used: %d of %d", len(cats), len(catalog.Categories()))
+	}
+}
+
+// A description reads as a shop's would: "A classic kettle", "An ultra
+// kettle", "Classic sneakers" (a plural takes no article), and two
+// different qualities, never "durable and durable".
+func TestDescriptionsRead(t *testing.T) {
+	line := regexp.MustCompile(`^(?:(An?) )?([A-Za-z]+) ([a-z0-9 ]+) for everyday use from [A-Z][a-z]+ in [a-z]+, ([a-z-]+) and ([a-z-]+)\.$`)
+	for _, p := range catalog.Generate(2000) {
+		if strings.HasPrefix(p.SKU, "FLASH-") {
+			continue // the promotion's own, written by hand
+		}
+		m := line.FindStringSubmatch(p.Description)
+		if m == nil {
+			t.Fatalf("product %d: %q is not a description", p.ID, p.Description)
+		}
+		article, adj, noun, q1, q2 := m[1], m[2], m[3], m[4], m[5]
+		want := "A"
+		switch {
+		case strings.HasSuffix(noun, "s"):
+			want = ""
+		case strings.ContainsAny(adj[:1], "aeiou"):
+			want = "An"
+		}
+		if article != want || (want == "") != (adj[:1] == strings.ToUpper(adj[:1])) || q1 == q2 {
+			t.Fatalf("product %d: %q", p.ID, p.Description)
+		}
 	}
 }
