@@ -336,8 +336,9 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 <title>Stampede replay: {{.S.Scenario}}</title>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1600px;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
+.wide{overflow-x:auto}table{border-collapse:collapse;margin:1rem 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right}th:first-child,td:first-child{text-align:left}
+th{background:#f4f4f4;font-size:13px}
 .grid{display:grid;grid-template-columns:repeat(3,1fr);gap:.5rem}.grid svg{width:100%;height:auto}
 .held{color:#1a7f37}.failed{color:#cf222e}.note{color:#9a6700}section{border-top:2px solid #ddd;margin-top:2rem}
 figure{margin:0}.legend{font-size:13px;padding:0 1rem 1rem 3rem}
@@ -350,7 +351,7 @@ figure{margin:0}.legend{font-size:13px;padding:0 1rem 1rem 3rem}
 {{range .S.Phases}}<b>{{.Name}}</b> {{.From}}–{{.To}} s at {{rps .Rate}}/s ({{.Times}}× capacity); {{end}}
 the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded yellow{{if .S.Faults}}; faults shaded red{{end}}).
 {{retryPolicy .S.Retries}}</p>
-<table id="headline"><thead><tr><th>profile</th><th>offered/s</th><th>of it retries</th><th>goodput/s</th><th>goodput % of capacity</th>
+<div class="wide"><table id="headline"><thead><tr><th>profile</th><th>offered/s</th><th>of it retries</th><th>goodput/s</th><th>goodput % of capacity</th>
 <th>p99 good</th><th>p99 refusals: service / shoppers</th><th>errors (% of offered)</th><th>outage</th><th>recovery</th><th>restarts</th>
 <th>oversold</th><th>missing orders</th><th>events lost</th><th>events twice</th><th>stale served</th></tr></thead><tbody>
 {{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td><td data-key="retry_pct">{{pct .Headline.RetryPct}}</td>
@@ -359,7 +360,7 @@ the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded
 <td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{restarts .}}</td>
 <td data-key="oversold_units">{{.Headline.Oversold}}</td><td data-key="missing_orders">{{.Headline.Missing}}</td>
 <td data-key="events_lost">{{.Headline.EventsLost}}</td><td>{{.Headline.EventsTwice}}</td><td>{{.Headline.Stale}}</td></tr>{{end}}{{end}}
-</tbody></table>
+</tbody></table></div>
 {{range .Rows}}<section><h2>{{.Profile.Name}} <small><code>FIXES={{.Profile.Fixes}}</code></small></h2>
 <ul>{{range .Profile.Notes}}<li class="note">⚠ {{.}}</li>{{end}}{{range .Profile.Verdicts}}<li class="{{if .Held}}held{{else}}failed{{end}}">{{if .Held}}✔{{else}}✘{{end}} {{.Claim}} — {{.Seen}}</li>{{end}}
 {{if .Profile.Broken}}{{range .Profile.Broken}}<li class="failed">✘ invariant broken: {{.}}</li>{{end}}{{else}}<li class="held">✔ invariants hold</li>{{end}}</ul>
