@@ -17,7 +17,7 @@ export GOFLAGS
 .PHONY: help test vet unit fuzz bench build dev seed replay lint manifests tidy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 test: vet ## vet, then every module's unit and integration tests with -race (needs local Postgres, Redis, NATS)
 	$(GO) test $(TEST_FLAGS) $(PACKAGES)
