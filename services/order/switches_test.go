@@ -113,14 +113,14 @@ func TestTimeoutsBoundAnOrdersClaimOnItsKey(t *testing.T) {
 			answered <- err
 		}()
 		var ms int64
-		for ms == 0 && len(answered) == 0 {
+		waitUntil(t, "the order's claim, or its answer", 10*time.Second, func() bool {
 			err := conn.QueryRow(ctx, `SELECT (extract(epoch FROM expires_at - created_at) * 1000)::bigint
 				FROM idempotency_keys WHERE key = $1`, key).Scan(&ms)
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				t.Fatal(err)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return ms != 0 || len(answered) > 0
+		})
 		release()
 		if err := <-answered; err != nil {
 			t.Fatalf("the order: %v", err)
