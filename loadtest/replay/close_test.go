@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/stampede-shop/stampede/loadtest/stack"
 )
@@ -23,6 +25,20 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 	native, err := stack.StartNative(ctx, testDeps(), services(t), stack.Options{Fixes: "resilient", Products: 100,
 		LogDir: t.TempDir(), Probe: stack.KubeletProbe})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// What a run leaves in Redis, more than one page of SCAN of it.
+	opts, err := redis.ParseURL(testDeps().Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	pipe := rdb.Pipeline()
+	for i := range 1500 {
+		pipe.Set(ctx, fmt.Sprintf("%s:order:key%d", native.Namespace(), i), i, time.Minute)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 	native.Close()
@@ -47,5 +63,8 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s: database %s after Close: %d of it (%v)", svc, name, n, err)
 		}
+	}
+	if keys, _, err := rdb.Scan(ctx, 0, native.Namespace()+":*", 10_000).Result(); err != nil || len(keys) != 0 {
+		t.Errorf("%d of the shop's keys in Redis after Close (%v)", len(keys), err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/stampede-shop/stampede/pkg/cache"
 	"github.com/stampede-shop/stampede/pkg/db"
 	"github.com/stampede-shop/stampede/pkg/loopback"
 )
@@ -345,10 +346,7 @@ func (s *Native) Close() {
 	}
 	if opts, err := redis.ParseURL(s.deps.Redis); err == nil {
 		rdb := redis.NewClient(opts)
-		iter := rdb.Scan(ctx, 0, s.run+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
+		_ = cache.DeletePrefix(ctx, rdb, s.run+":")
 		rdb.Close()
 	}
 	if nc, err := nats.Connect(s.deps.NATS); err == nil {

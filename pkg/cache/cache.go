@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -157,3 +158,30 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	}
 	return nil
 }
+
+// DeletePrefix removes every key that begins with prefix: SCAN's pages of
+// about a thousand keys, each removed by one UNLINK (Redis frees the values
+// in the background). It is for tearing down what a test or a replay's shop
+// wrote under a prefix of its own; a service never needs it. One DEL a key
+// took 1.9 s to clear what a replay's calibration leaves behind.
+func DeletePrefix(ctx context.Context, rdb *redis.Client, prefix string) error {
+	match := globEscaper.Replace(prefix) + "*"
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, match, 1000).Result()
+		if err != nil {
+			return fmt.Errorf("cache: scan %s: %w", match, err)
+		}
+		if len(keys) > 0 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return fmt.Errorf("cache: unlink: %w", err)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
+}
+
+// globEscaper escapes what SCAN's MATCH would read as a pattern.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,43 @@ func TestFillRefusesAValueOlderThanTheLastInvalidation(t *testing.T) {
 	_ = s.Set(ctx, "naive", oldValue, time.Minute)
 	if found, _, _ := s.Lookup(ctx, "naive", &v); !found || v != oldValue {
 		t.Fatal("expected the naive Set to cache the stale value")
+	}
+}
+
+func TestDeletePrefixRemovesItsKeysAndNoOthers(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testkit.Redis(t)
+	ctx := context.Background()
+	// More than one page of SCAN, under a prefix that is also a pattern:
+	// unescaped, "run[1]*:" would match "run1x:" too.
+	run := prefix + "run[1]*:"
+	pipe := rdb.Pipeline()
+	for i := range 2500 {
+		pipe.Set(ctx, fmt.Sprintf("%skey%d", run, i), i, time.Minute)
+	}
+	kept := []string{prefix + "run1x:key", prefix + "other"}
+	for _, k := range kept {
+		pipe.Set(ctx, k, "kept", time.Minute)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := cache.DeletePrefix(ctx, rdb, run); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := rdb.Exists(ctx, run+"key0", run+"key1234", run+"key2499").Result(); err != nil || left != 0 {
+		t.Fatalf("%d of the prefix's keys left (%v)", left, err)
+	}
+	var n int
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		n++
+	}
+	if n != len(kept) {
+		t.Fatalf("%d keys under the test's prefix after the delete, want only the %d others", n, len(kept))
+	}
+	if found, err := rdb.Exists(ctx, kept...).Result(); err != nil || found != int64(len(kept)) {
+		t.Fatalf("%d of the other keys found (%v), want %d", found, err, len(kept))
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stampede-shop/stampede/pkg/cache"
 	"github.com/stampede-shop/stampede/pkg/loopback"
 )
 
@@ -100,11 +101,7 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	}
 	prefix := Name("test:") + ":"
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
+		_ = cache.DeletePrefix(context.Background(), rdb, prefix)
 		rdb.Close()
 	})
 	return rdb, prefix
