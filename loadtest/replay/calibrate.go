@@ -60,7 +60,7 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer st.Close()
+	defer closeShop(st, shop)
 	mix := calibrationMix(o)
 	step := func(rate float64, again bool) (bool, error) {
 		rec := &load.Recorder{}

@@ -182,6 +182,16 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 	return st, shop, nil
 }
 
+// closeShop ends a shop whose run is over. The shoppers leave first, closing
+// the connections they keep open: http.Server.Shutdown lets an idle
+// connection go at once, but waits for one that has not yet carried a request
+// until it is 5 s old — and an HTTP client dials such spares under load. The
+// search service's graceful shutdown took 3–4 s instead of 1 for them.
+func closeShop(st stack.Shop, shop *load.Shop) {
+	shop.Client.CloseIdleConnections()
+	st.Close()
+}
+
 // runProfile runs the scenario once under p, on a shop of its own.
 func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, error) {
 	sc := o.Scenario
@@ -202,7 +212,7 @@ func runProfile(ctx context.Context, o Options, p Profile) (report.Profile, erro
 	if err != nil {
 		return pr, err
 	}
-	defer st.Close()
+	defer closeShop(st, shop)
 	if sold := soldOutBefore(ctx, o); sold != "" {
 		note(sold)
 	}
