@@ -47,19 +47,24 @@ func TestSearchCapacity(t *testing.T) {
 		want     float64
 		tries    int
 	}{
-		// 135, 202.5, 303.75, 455.6 meet it; 683 misses twice; halfway,
-		// 569.5, meets it.
-		{"the midpoint meets it", 600, nil, 569.53125, 7},
-		{"the midpoint misses it too", 500, nil, 455.625, 8},
-		// Without the second try, the stall at 303.75 would have ended the
-		// search at the midpoint of 202.5 and 303.75: 253.
-		{"a stall does not sink the step", 600, []float64{303.75}, 569.53125, 8},
-		{"a stall at the midpoint", 600, []float64{569.53125}, 569.53125, 8},
-		{"a stall at the first step", 600, []float64{135}, 569.53125, 8},
-		// A shop slower than the first step: 135 misses twice, 90 meets
-		// it, halfway (112.5) too — what the search begun at 40/s found.
-		{"a slow shop, found below the first step", 120, nil, 112.5, 4},
-		{"slower still", 70, nil, 60, 7},
+		// 303.75 and 455.6 meet it; 683 misses twice; halfway, 569.5,
+		// meets it.
+		{"the midpoint meets it", 600, nil, 569.53125, 5},
+		{"the midpoint misses it too", 500, nil, 455.625, 6},
+		// Without the second try, the stall at 455.6 would have ended the
+		// search at the midpoint of 303.75 and 455.6: 380.
+		{"a stall does not sink the step", 600, []float64{455.625}, 569.53125, 6},
+		{"a stall at the midpoint", 600, []float64{569.53125}, 569.53125, 6},
+		{"a stall at the first step", 600, []float64{303.75}, 569.53125, 6},
+		// A shop slower than the first step: 303.75 misses twice, 202.5
+		// meets it, and halfway (253) too — what the search begun at 135/s
+		// found, in a step fewer.
+		{"a slow shop, found below the first step", 260, nil, 253.125, 4},
+		{"the midpoint below the first step misses", 250, nil, 202.5, 5},
+		// Slower still, down the grid: 135 misses twice, 90 meets it, and
+		// halfway (112.5) too — what the search begun at 40/s found.
+		{"a very slow shop", 120, nil, 112.5, 8},
+		{"slower still", 70, nil, 60, 11},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &machine{capacity: tt.capacity, stalls: map[float64]bool{}}
@@ -103,7 +108,7 @@ func TestSearchCapacity(t *testing.T) {
 func TestSearchCapacityGivesUp(t *testing.T) {
 	t.Run("a shop that never meets it", func(t *testing.T) {
 		m := &machine{capacity: 10}
-		if _, err := searchCapacity(m.step, func() {}); err == nil || fmt.Sprint(m.steps) != "[135 135 90 90 60 60 40 40]" {
+		if _, err := searchCapacity(m.step, func() {}); err == nil || fmt.Sprint(m.steps) != "[303.75 303.75 202.5 202.5 135 135 90 90 60 60 40 40]" {
 			t.Fatalf("got %v after steps %v; want an error after two tries at each rate down to 40/s", err, m.steps)
 		}
 	})
