@@ -100,7 +100,8 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 // them at 380 or more; begun at 40/s, then at 135/s, the search spent its
 // first steps, five seconds each, below nearly all of them. Begun at 304/s
 // on the same grid, it finds the same capacities: in two steps fewer for a
-// shop that serves 304/s, one fewer from 202/s, two more below that.
+// shop that serves 304/s or more, one fewer for one that serves 202/s, two
+// more for a slower one.
 const (
 	rateStep   = 1.5
 	lowestRate = 40.0
