@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/stampede-shop/stampede/loadtest/stack"
+	"github.com/stampede-shop/stampede/pkg/testkit"
 )
 
 // A shop the replay is done with leaves nothing behind: once Close returns,
@@ -28,12 +28,7 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a run leaves in Redis, more than one page of SCAN of it.
-	opts, err := redis.ParseURL(testDeps().Redis)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	rdb, _ := testkit.Redis(t)
 	pipe := rdb.Pipeline()
 	for i := range 1500 {
 		pipe.Set(ctx, fmt.Sprintf("%s:order:key%d", native.Namespace(), i), i, time.Minute)
