@@ -78,7 +78,7 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 		if !ok {
 			verdict = "✘"
 		}
-		note := [...]string{"", "", " (again)", " (a third time: the two disagreed)"}[try]
+		note := [...]string{"", "", " (again)", " (a third time, to decide)"}[try]
 		fmt.Fprintf(o.Progress, "  %s %5.0f/s │ good %5.0f/s │ p99 %8s │ lost %4.1f %%%s\n", verdict, rate, t.Goodput(), report.Millis(t.GoodP(0.99)), 100*loss, note)
 		return ok, nil
 	}
