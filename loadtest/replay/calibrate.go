@@ -79,7 +79,8 @@ func Calibrate(ctx context.Context, o Options) (float64, error) {
 			verdict = "✘"
 		}
 		note := [...]string{"", "", " (again)", " (a third time, to decide)"}[try]
-		fmt.Fprintf(o.Progress, "  %s %5.0f/s │ good %5.0f/s │ p99 %8s │ lost %4.1f %%%s\n", verdict, rate, t.Goodput(), report.Millis(t.GoodP(0.99)), 100*loss, note)
+		// The loss to two decimals: at one, a step that lost 1.04 % and missed read "1.0 %".
+		fmt.Fprintf(o.Progress, "  %s %5.0f/s │ good %5.0f/s │ p99 %8s │ lost %5.2f %%%s\n", verdict, rate, t.Goodput(), report.Millis(t.GoodP(0.99)), 100*loss, note)
 		return ok, nil
 	}
 	good, err := searchCapacity(step, func() {
