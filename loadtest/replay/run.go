@@ -176,7 +176,7 @@ func prepare(ctx context.Context, o Options, p Profile, onEvent func(stack.Event
 	shop := &load.Shop{Client: load.NewClient(), Timeout: o.Patience, Retries: o.Retries, Products: o.Products,
 		Targets: load.Targets{User: st.API("user"), Search: st.API("search"), Order: st.API("order")}}
 	if err := shop.Register(ctx, o.Shoppers); err != nil {
-		st.Close()
+		closeShop(st, shop)
 		return nil, nil, fmt.Errorf("registering shoppers: %w", err)
 	}
 	return st, shop, nil
