@@ -44,25 +44,28 @@ func TestClassify(t *testing.T) {
 		status int
 		body   string
 		class  Class
+		code   string
 		stale  bool
 	}{
-		{200, `{"id":"x"}`, OK, false},
-		{200, `{"id":"x","stale":true}`, OK, true},
-		{201, `{}`, OK, false},
-		{409, `{"error":{"code":"sold_out"}}`, SoldOut, false},
-		{409, `{"error":{"code":"request_in_progress"}}`, InProgress, false},
-		{409, `{"error":{"code":"something_else"}}`, ClientError, false},
-		{429, `{"error":{"code":"rate_limited"}}`, Limited, false},
-		{503, `{"error":{"code":"overloaded"}}`, Shed, false},
-		{503, `{"error":{"code":"pool_timeout"}}`, Unavailable, false},
-		{500, `{"error":{"code":"internal"}}`, ServerError, false},
-		{502, `bad gateway`, ServerError, false},
-		{404, `{"error":{"code":"not_found"}}`, ClientError, false},
+		{200, `{"id":"x"}`, OK, "", false},
+		{200, `{"id":"x","stale":true}`, OK, "", true},
+		{201, `{}`, OK, "", false},
+		{409, `{"error":{"code":"sold_out"}}`, SoldOut, "sold_out", false},
+		{409, `{"error":{"code":"request_in_progress"}}`, InProgress, "request_in_progress", false},
+		{409, `{"error":{"code":"something_else"}}`, ClientError, "something_else", false},
+		{429, `{"error":{"code":"rate_limited"}}`, Limited, "rate_limited", false},
+		{503, `{"error":{"code":"overloaded"}}`, Shed, "overloaded", false},
+		{503, `{"error":{"code":"pool_timeout"}}`, Unavailable, "pool_timeout", false},
+		{503, `{"error":{"code":"timeout"}}`, Unavailable, "timeout", false},
+		{503, `service unavailable`, Unavailable, "", false},
+		{500, `{"error":{"code":"internal"}}`, ServerError, "internal", false},
+		{502, `bad gateway`, ServerError, "", false},
+		{404, `{"error":{"code":"not_found"}}`, ClientError, "not_found", false},
 	}
 	for _, tt := range tests {
-		c, stale := classify(tt.status, []byte(tt.body))
-		if c != tt.class || stale != tt.stale {
-			t.Errorf("%d %s: %s stale=%v, want %s stale=%v", tt.status, tt.body, c, stale, tt.class, tt.stale)
+		c, code, stale := classify(tt.status, []byte(tt.body))
+		if c != tt.class || code != tt.code || stale != tt.stale {
+			t.Errorf("%d %s: %s %q stale=%v, want %s %q stale=%v", tt.status, tt.body, c, code, stale, tt.class, tt.code, tt.stale)
 		}
 	}
 }
@@ -100,6 +103,18 @@ func TestRecorderWindows(t *testing.T) {
 	if w := r.Window(time.Second, 3*time.Second); w.ByKind[scenario.ReadOrder] != 3 || w.GoodByKind[scenario.ReadOrder] != 1 ||
 		w.ByKind[scenario.OrderHot] != 2 || w.GoodByKind[scenario.OrderHot] != 1 || first.GoodByKind[scenario.Search] != 100 {
 		t.Fatalf("by kind: offered %v, good %v; second 0 good %v", w.ByKind, w.GoodByKind, first.GoodByKind)
+	}
+	// The unavailable answers, by the code they carried; other classes'
+	// codes are not counted.
+	r.Add(Result{Due: 5200 * time.Millisecond, Kind: scenario.OrderHot, Class: Unavailable, Code: "timeout"})
+	r.Add(Result{Due: 5300 * time.Millisecond, Kind: scenario.OrderHot, Class: Unavailable, Code: "timeout"})
+	r.Add(Result{Due: 6100 * time.Millisecond, Kind: scenario.OrderHot, Class: Unavailable, Code: "pool_timeout"})
+	r.Add(Result{Due: 6200 * time.Millisecond, Kind: scenario.OrderHot, Class: Shed, Code: "overloaded"})
+	if u := r.Window(5*time.Second, 7*time.Second).Unavailable; len(u) != 2 || u["timeout"] != 2 || u["pool_timeout"] != 1 {
+		t.Fatalf("unavailable by code over seconds 5-6: %v", u)
+	}
+	if u := r.Window(6*time.Second, 7*time.Second).Unavailable; len(u) != 1 || u["pool_timeout"] != 1 {
+		t.Fatalf("unavailable by code in second 6: %v", u)
 	}
 }
 

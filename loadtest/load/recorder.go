@@ -21,7 +21,7 @@ const (
 	Late        Class = "late"         // a 2xx or sold_out that came after LateAfter
 	Limited     Class = "limited"      // 429
 	Shed        Class = "shed"         // 503 overloaded: refused at the door
-	Unavailable Class = "unavailable"  // other 503: pool timeout, breaker open, a dependency down
+	Unavailable Class = "unavailable"  // other 503: a deadline, a pool timeout, a breaker open (Result.Code tells)
 	ServerError Class = "server_error" // 500 and other 5xx
 	InProgress  Class = "in_progress"  // 409 request_in_progress: a retry found the first attempt still running
 	ClientError Class = "client_error" // another 4xx: a broken contract or a generator bug
@@ -56,8 +56,9 @@ type Result struct {
 	// with a machine of their own would not have it; here it is part of
 	// Latency, as it must be in an open model.
 	Lag   time.Duration
-	Stale bool // served from a fallback copy
-	Retry bool // a shopper's second or later attempt
+	Stale bool   // served from a fallback copy
+	Retry bool   // a shopper's second or later attempt
+	Code  string // the error code of an answer in the JSON error shape ("timeout", "pool_timeout"…)
 }
 
 // Second is what the recorder knows about one second of a run.
@@ -75,6 +76,10 @@ type Second struct {
 	orders     int       // requests to the order API
 	ordersOK   int       // requests to the order API answered well
 	ordersUp   int       // ... answered well, or refused within a second
+	// Unavailable counts the Unavailable answers by their error code: the
+	// class lumps together every 503 but the door's, and the code says
+	// which it was (a request's deadline, a pool, a breaker, a bulkhead).
+	Unavailable map[string]int
 }
 
 // OrderAPI reports whether k is a request to the order service.
@@ -109,6 +114,12 @@ func (r *Recorder) Add(res Result) {
 	if res.Retry {
 		s.Retries++
 	}
+	if res.Class == Unavailable {
+		if s.Unavailable == nil {
+			s.Unavailable = map[string]int{}
+		}
+		s.Unavailable[res.Code]++
+	}
 	s.lags = append(s.lags, lag)
 	switch {
 	case res.Class.Good():
@@ -133,7 +144,8 @@ func (r *Recorder) Add(res Result) {
 func (r *Recorder) Window(from, to time.Duration) Totals {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := Totals{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}, GoodByKind: map[scenario.Kind]int{}, Seconds: (to - from).Seconds()}
+	t := Totals{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}, GoodByKind: map[scenario.Kind]int{},
+		Unavailable: map[string]int{}, Seconds: (to - from).Seconds()}
 	for i := int(from / time.Second); i < int(to/time.Second) && i < len(r.seconds); i++ {
 		s := r.seconds[i]
 		t.Offered += s.Offered
@@ -150,6 +162,9 @@ func (r *Recorder) Window(from, to time.Duration) Totals {
 		}
 		for k, n := range s.GoodByKind {
 			t.GoodByKind[k] += n
+		}
+		for code, n := range s.Unavailable {
+			t.Unavailable[code] += n
 		}
 		t.good = append(t.good, s.good...)
 		t.refusals = append(t.refusals, s.refusals...)
@@ -181,6 +196,7 @@ type Totals struct {
 	ByClass          map[Class]int
 	ByKind           map[scenario.Kind]int // requests offered, by kind
 	GoodByKind       map[scenario.Kind]int // good answers, by kind
+	Unavailable      map[string]int        // Unavailable answers, by error code
 	Stale            int
 	Retries          int
 	Orders, OrdersOK int

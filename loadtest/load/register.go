@@ -141,7 +141,7 @@ func (s *Shop) callOnce(ctx context.Context, w *Shopper, method, url, key string
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	switch class, _ := classify(resp.StatusCode, data); class {
+	switch class, _, _ := classify(resp.StatusCode, data); class {
 	case Limited, Shed, Unavailable, InProgress:
 		return &laterError{resp.StatusCode, web.RetryAfter(resp.Header, 5*time.Second)}
 	}

@@ -119,7 +119,7 @@ func (s *Shop) attempt(ctx context.Context, build func(context.Context) *http.Re
 		body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		if err == nil {
-			res.Class, res.Stale = classify(resp.StatusCode, body)
+			res.Class, res.Code, res.Stale = classify(resp.StatusCode, body)
 			if resp.StatusCode == http.StatusCreated && order != nil {
 				var created struct{ ID string }
 				if json.Unmarshal(body, &created) == nil && created.ID != "" {
@@ -228,32 +228,35 @@ func (w *Shopper) anyOrder() string {
 	return w.orders[rand.N(len(w.orders))]
 }
 
-// classify reads an answer's class from its status and error code.
-func classify(status int, body []byte) (Class, bool) {
+// classify reads an answer's class from its status and error code, and
+// returns the code too ("" if the body has none) and whether the answer was a
+// stale copy.
+func classify(status int, body []byte) (class Class, code string, stale bool) {
 	var e struct {
 		Error struct{ Code string } `json:"error"`
 		Stale bool                  `json:"stale"`
 	}
 	_ = json.Unmarshal(body, &e)
+	code = e.Error.Code
 	switch {
 	case status >= 200 && status < 300:
-		return OK, e.Stale
-	case status == http.StatusConflict && e.Error.Code == "sold_out":
-		return SoldOut, false
-	case status == http.StatusConflict && e.Error.Code == "request_in_progress":
+		return OK, code, e.Stale
+	case status == http.StatusConflict && code == "sold_out":
+		return SoldOut, code, false
+	case status == http.StatusConflict && code == "request_in_progress":
 		// The shopper pressed "buy" again while the first press was still
 		// being served: the right answer to the retry, not a broken contract.
-		return InProgress, false
+		return InProgress, code, false
 	case status == http.StatusTooManyRequests:
-		return Limited, false
-	case status == http.StatusServiceUnavailable && e.Error.Code == "overloaded":
-		return Shed, false
+		return Limited, code, false
+	case status == http.StatusServiceUnavailable && code == "overloaded":
+		return Shed, code, false
 	case status == http.StatusServiceUnavailable:
-		return Unavailable, false
+		return Unavailable, code, false
 	case status >= 500:
-		return ServerError, false
+		return ServerError, code, false
 	default:
-		return ClientError, false
+		return ClientError, code, false
 	}
 }
 

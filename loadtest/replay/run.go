@@ -322,7 +322,7 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
 		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)),
 		P99RefusalSent: w.RefusalSentP(0.99), P99Lag: w.LagP(0.99), CPUBusyPct: mean(busy), CPUWaitingPct: mean(waiting),
-		ErrorRate: map[string]float64{}, RecoveryS: -1,
+		ErrorRate: map[string]float64{}, Unavailable: w.Unavailable, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
 	h.OrderReads, h.OrderReadsServed = w.ByKind[scenario.ReadOrder], w.GoodByKind[scenario.ReadOrder]

@@ -356,7 +356,7 @@ the verdicts judge seconds {{index .S.Window 0}}–{{index .S.Window 1}} (shaded
 <th>oversold</th><th>missing orders</th><th>events lost</th><th>events twice</th><th>stale served</th></tr></thead><tbody>
 {{range .Rows}}{{with .Profile}}<tr data-profile="{{.Name}}"><td>{{.Name}}</td><td>{{rps .Headline.OfferedRPS}}</td><td data-key="retry_pct">{{pct .Headline.RetryPct}}</td>
 <td>{{rps .Headline.GoodputRPS}}</td><td data-key="goodput_pct">{{pct .Headline.GoodputPct}}</td>
-<td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td data-key="p99_refusal_ms">{{atMost .Headline.P99RefusalService}} / {{ms .Headline.P99Refusal}}</td><td>{{errors .Headline.ErrorRate}}</td>
+<td data-key="p99_good_ms">{{ms .Headline.P99Good}}</td><td data-key="p99_refusal_ms">{{atMost .Headline.P99RefusalService}} / {{ms .Headline.P99Refusal}}</td><td data-key="error_rate_pct">{{errors .Headline.ErrorRate .Headline.Unavailable}}</td>
 <td>{{.Headline.OutageS}} s</td><td>{{recovery .Headline.RecoveryS}}</td><td data-key="restarts">{{restarts .}}</td>
 <td data-key="oversold_units">{{.Headline.Oversold}}</td><td data-key="missing_orders">{{.Headline.Missing}}</td>
 <td data-key="events_lost">{{.Headline.EventsLost}}</td><td>{{.Headline.EventsTwice}}</td><td>{{.Headline.Stale}}</td></tr>{{end}}{{end}}

@@ -1,8 +1,11 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/stampede-shop/stampede/loadtest/load"
@@ -20,11 +23,11 @@ func Markdown(s *Summary) string {
 	for _, p := range s.Profiles {
 		h := p.Headline
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f %% | %.0f | **%.0f %%** | %s | %s / %s | %s | %d s | %s | %s | %d | %d | %d / %d | %d |\n",
-			p.Name, h.OfferedRPS, h.RetryPct, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), AtMost(h.P99RefusalService), Millis(h.P99Refusal), Errors(h.ErrorRate),
+			p.Name, h.OfferedRPS, h.RetryPct, h.GoodputRPS, h.GoodputPct, Millis(h.P99Good), AtMost(h.P99RefusalService), Millis(h.P99Refusal), Errors(h.ErrorRate, h.Unavailable),
 			h.OutageS, Recovery(h.RecoveryS), RestartsCell(p), h.Oversold, h.Missing, h.EventsLost, h.EventsTwice, h.Stale)
 	}
 	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
-	b.WriteString("late = a right answer after 1 s, when the shopper had given up (not goodput), limited = 429, shed = 503 at the door, unavailable = other 503 (pool timeout, breaker open), in_progress = 409, a retry that found the first attempt still running, ")
+	b.WriteString("late = a right answer after 1 s, when the shopper had given up (not goodput), limited = 429, shed = 503 at the door, unavailable = other 503 (a request's deadline, a pool timeout, a breaker open; then how many carried each error code: a code of timeout is the service's own deadline, not the shoppers'), in_progress = 409, a retry that found the first attempt still running, ")
 	b.WriteString("timeout = no answer within the client's patience, refused = nobody listening (killed, restarting).\n")
 	b.WriteString("Refusals (429/503) are timed twice: by the services, from the request entering them to the answer (read from a histogram, so an upper bound), ")
 	b.WriteString("and by the shoppers, who also count the network, the kernel's queues and waiting for a CPU on a machine they share with the shop (the verdicts show both sides' waits for a CPU). " +
@@ -119,19 +122,35 @@ func Recovery(s float64) string {
 	return fmt.Sprintf("%.0f s", s)
 }
 
-// Errors formats the error rates that are not zero.
-func Errors(rates map[string]float64) string {
+// Errors formats the error rates that are not zero, and the error codes of
+// the unavailable answers.
+func Errors(rates map[string]float64, unavailable map[string]int) string {
 	var parts []string
 	for _, c := range load.Classes {
 		if c.Good() {
 			continue
 		}
 		if r := rates[string(c)]; r >= 0.05 {
-			parts = append(parts, fmt.Sprintf("%s %.1f %%", c, r))
+			part := fmt.Sprintf("%s %.1f %%", c, r)
+			if c == load.Unavailable && len(unavailable) > 0 {
+				part += " (codes: " + byCount(unavailable) + ")"
+			}
+			parts = append(parts, part)
 		}
 	}
 	if len(parts) == 0 {
 		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// byCount lists counts by name, the largest first: "timeout 580, pool_timeout 25".
+func byCount(counts map[string]int) string {
+	names := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", cmp.Or(name, "no code"), counts[name])
 	}
 	return strings.Join(parts, ", ")
 }

@@ -30,6 +30,10 @@ func sample() *Summary {
 				P99Refusal: 12.5, P99RefusalService: 2.5, ErrorRate: map[string]float64{"timeout": 32.6 * (1 - f), "shed": 40 * f}, RecoveryS: -1 + 3*f, Restarts: 1 - i},
 			Verdicts: []Verdict{{Claim: "a claim", Held: i == 1, Seen: "seen"}},
 			Events:   []stack.Event{{At: s.Started, Service: "order", What: "killed", Detail: "liveness"}}}
+		if i == 1 {
+			p.Headline.ErrorRate["unavailable"] = 0.3
+			p.Headline.Unavailable = map[string]int{"timeout": 580, "dependency_saturated": 25}
+		}
 		for t := range 8 {
 			pt := Point{T: t, Offered: 75 + 600*t%3, Retries: 20 * t % 7, Good: 70 - 10*i, ByClass: map[string]int{"shed": 5 * t, "timeout": 3},
 				P50: 10, P99: 100 + float64(t), DBInUse: float64(t), DBWaits: 2, Goroutines: 100, Breakers: 0, Restarts: t / 4,
@@ -85,6 +89,7 @@ func TestReportFilesAgree(t *testing.T) {
 			"restarts": restarts, "oversold_units": fmt.Sprint(p.Headline.Oversold),
 			"missing_orders": fmt.Sprint(p.Headline.Missing), "events_lost": fmt.Sprint(p.Headline.EventsLost),
 			"p99_refusal_ms": AtMost(p.Headline.P99RefusalService) + " / " + Millis(p.Headline.P99Refusal),
+			"error_rate_pct": Errors(p.Headline.ErrorRate, p.Headline.Unavailable),
 		} {
 			if !strings.Contains(row, `data-key="`+key+`">`+want+`<`) {
 				t.Errorf("%s: HTML cell %s is not %q: %s", p.Name, key, want, row)
@@ -93,6 +98,9 @@ func TestReportFilesAgree(t *testing.T) {
 		if !strings.Contains(md, fmt.Sprintf("| %s | %.0f | %.0f %% | %.0f | **%.0f %%** | %s | %s / %s |", p.Name, p.Headline.OfferedRPS, p.Headline.RetryPct,
 			p.Headline.GoodputRPS, p.Headline.GoodputPct, Millis(p.Headline.P99Good), AtMost(p.Headline.P99RefusalService), Millis(p.Headline.P99Refusal))) {
 			t.Errorf("%s: Markdown row disagrees with the JSON:\n%s", p.Name, md)
+		}
+		if !strings.Contains(md, " | "+Errors(p.Headline.ErrorRate, p.Headline.Unavailable)+" | ") {
+			t.Errorf("%s: Markdown errors disagree with the JSON:\n%s", p.Name, md)
 		}
 		if !regexp.MustCompile(`(?m)^\| ` + p.Name + ` \|.* \| ` + restarts + ` \| \d+ \| \d+ \| \d+ / \d+ \| \d+ \|$`).MatchString(md) {
 			t.Errorf("%s: Markdown restarts are not %q:\n%s", p.Name, restarts, md)
@@ -382,6 +390,28 @@ func TestAxisLabelsHaveNoTrailingZeros(t *testing.T) {
 	}
 	if svg := string(out); !strings.Contains(svg, ">25000<") || strings.Contains(svg, "25000.00") {
 		t.Error("the chart's y axis is not labelled 25000")
+	}
+}
+
+// The unavailable answers say which 503 they were: the error codes they
+// carried, the most frequent first, beside the class's rate; not beside a
+// rate too small to show.
+func TestErrorsNameTheUnavailableCodes(t *testing.T) {
+	for _, tt := range []struct {
+		rates map[string]float64
+		codes map[string]int
+		want  string
+	}{
+		{map[string]float64{"shed": 45.4, "unavailable": 0.32}, map[string]int{"dependency_saturated": 25, "timeout": 580, "pool_timeout": 25},
+			"shed 45.4 %, unavailable 0.3 % (codes: timeout 580, dependency_saturated 25, pool_timeout 25)"},
+		{map[string]float64{"unavailable": 1}, map[string]int{"": 3}, "unavailable 1.0 % (codes: no code 3)"},
+		{map[string]float64{"shed": 2, "unavailable": 0.01}, map[string]int{"timeout": 1}, "shed 2.0 %"},
+		{map[string]float64{"timeout": 3}, nil, "timeout 3.0 %"},
+		{map[string]float64{"ok": 100}, nil, "none"},
+	} {
+		if got := Errors(tt.rates, tt.codes); got != tt.want {
+			t.Errorf("Errors(%v, %v) = %q, want %q", tt.rates, tt.codes, got, tt.want)
+		}
 	}
 }
 

@@ -111,7 +111,11 @@ type Headline struct {
 	CPUBusyPct    float64            `json:"cpu_busy_pct"`
 	CPUWaitingPct float64            `json:"cpu_waiting_pct"`
 	ErrorRate     map[string]float64 `json:"error_rate_pct"` // % of offered requests in the window, by class
-	Stale         int                `json:"stale_served"`   // answers served from a fallback copy, whole run
+	// Unavailable counts the window's unavailable answers (503s other than
+	// the door's) by the error code they carried: "timeout" (a request's
+	// deadline), "pool_timeout", "dependency_unavailable" (a breaker open)…
+	Unavailable map[string]int `json:"unavailable_by_code,omitempty"`
+	Stale       int            `json:"stale_served"` // answers served from a fallback copy, whole run
 	// OrderReads is how many times the shoppers read one of their own
 	// orders in the window, and OrderReadsServed how many of those reads
 	// got a good answer: what a Postgres outage leaves of them is what the
