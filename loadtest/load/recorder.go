@@ -102,7 +102,8 @@ func (r *Recorder) Add(res Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for len(r.seconds) <= i {
-		r.seconds = append(r.seconds, &Second{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}, GoodByKind: map[scenario.Kind]int{}})
+		r.seconds = append(r.seconds, &Second{ByClass: map[Class]int{}, ByKind: map[scenario.Kind]int{}, GoodByKind: map[scenario.Kind]int{},
+			Unavailable: map[string]int{}})
 	}
 	s := r.seconds[i]
 	s.Offered++
@@ -115,9 +116,6 @@ func (r *Recorder) Add(res Result) {
 		s.Retries++
 	}
 	if res.Class == Unavailable {
-		if s.Unavailable == nil {
-			s.Unavailable = map[string]int{}
-		}
 		s.Unavailable[res.Code]++
 	}
 	s.lags = append(s.lags, lag)
@@ -154,24 +152,23 @@ func (r *Recorder) Window(from, to time.Duration) Totals {
 		t.Orders += s.orders
 		t.OrdersOK += s.ordersOK
 		t.OrdersUp += s.ordersUp
-		for c, n := range s.ByClass {
-			t.ByClass[c] += n
-		}
-		for k, n := range s.ByKind {
-			t.ByKind[k] += n
-		}
-		for k, n := range s.GoodByKind {
-			t.GoodByKind[k] += n
-		}
-		for code, n := range s.Unavailable {
-			t.Unavailable[code] += n
-		}
+		addCounts(t.ByClass, s.ByClass)
+		addCounts(t.ByKind, s.ByKind)
+		addCounts(t.GoodByKind, s.GoodByKind)
+		addCounts(t.Unavailable, s.Unavailable)
 		t.good = append(t.good, s.good...)
 		t.refusals = append(t.refusals, s.refusals...)
 		t.sent = append(t.sent, s.sent...)
 		t.lags = append(t.lags, s.lags...)
 	}
 	return t
+}
+
+// addCounts adds the counts in from to those in into.
+func addCounts[K comparable](into, from map[K]int) {
+	for k, n := range from {
+		into[k] += n
+	}
 }
 
 // Each calls f with every recorded second, in order.
