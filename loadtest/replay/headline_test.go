@@ -1,12 +1,15 @@
 package replay
 
 import (
+	"maps"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/stampede-shop/stampede/loadtest/load"
 	"github.com/stampede-shop/stampede/loadtest/report"
 	"github.com/stampede-shop/stampede/loadtest/scenario"
+	"github.com/stampede-shop/stampede/loadtest/stack"
 )
 
 // The headline's outage and recovery, from the order API's answers second
@@ -76,5 +79,46 @@ func TestHeadlineOutageAndRecovery(t *testing.T) {
 					h.OutageS, h.RecoveryS, h.GoodputPct, tc.outage, tc.recovery, tc.goodput)
 			}
 		})
+	}
+}
+
+// The services' refusals are judged in the spike's window, all codes
+// together and each code apart: the seconds outside the window count in
+// neither, and a code seen only there is not named.
+func TestHeadlineRefusalsByCode(t *testing.T) {
+	sc, err := scenario.Load("promo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc = sc.Scaled(0.5) // spike 5–45 s of 55 s
+	bounds := []float64{0.0005, 0.1, 0.25, math.Inf(1)}
+	at := func(bucket int, n float64) stack.Histogram { // n observations in one bucket, cumulative
+		h := stack.Histogram{Bounds: bounds, Counts: make([]float64, len(bounds))}
+		for i := bucket; i < len(bounds); i++ {
+			h.Counts[i] = n
+		}
+		return h
+	}
+	seconds := make([]timed, 55)
+	for s := range seconds {
+		byCode := map[string]stack.Histogram{"overloaded": at(0, 100)}
+		switch s {
+		case 5: // the spike's onset: a pool's wait
+			byCode["pool_timeout"] = at(2, 3)
+		case 50: // the cool-down, outside the window
+			byCode["starting"] = at(3, 1000)
+		}
+		for _, h := range byCode {
+			seconds[s].refused = seconds[s].refused.Add(h)
+		}
+		seconds[s].refusedByCode = byCode
+	}
+	h := headline(sc, 10, &load.Recorder{}, report.Profile{}, seconds)
+	want := map[string]report.Refusals{"overloaded": {Count: 4000, P99: 0.5}, "pool_timeout": {Count: 3, P99: 250}}
+	if !maps.Equal(h.RefusalsServiceByCode, want) {
+		t.Errorf("refusals by code = %v, want %v", h.RefusalsServiceByCode, want)
+	}
+	if h.P99RefusalService != 0.5 { // 3 slow of 4,003: below the 1 %
+		t.Errorf("p99 of all refusals = %v, want 0.5", h.P99RefusalService)
 	}
 }

@@ -312,19 +312,27 @@ func soldOutBefore(ctx context.Context, o Options) string {
 func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr report.Profile, seconds []timed) report.Headline {
 	from, to := sc.Window()
 	w := rec.Window(from, to)
-	var inWindow timed
+	inWindow := timed{refusedByCode: map[string]stack.Histogram{}}
 	var busy, waiting []float64
 	for i := secs(from); i < secs(to) && i < len(seconds); i++ {
 		inWindow.refused = inWindow.refused.Add(seconds[i].refused)
+		for code, r := range seconds[i].refusedByCode {
+			inWindow.refusedByCode[code] = inWindow.refusedByCode[code].Add(r)
+		}
 		inWindow.sched = inWindow.sched.Add(seconds[i].sched)
 		busy, waiting = append(busy, seconds[i].cpuBusy), append(waiting, seconds[i].cpuWaiting)
 	}
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
 		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)),
 		P99RefusalSent: w.RefusalSentP(0.99), P99Lag: w.LagP(0.99), CPUBusyPct: mean(busy), CPUWaitingPct: mean(waiting),
-		ErrorRate: map[string]float64{}, Unavailable: w.Unavailable, RecoveryS: -1,
+		RefusalsServiceByCode: map[string]report.Refusals{}, ErrorRate: map[string]float64{}, Unavailable: w.Unavailable, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,
 		EventsTwice: pr.Invariants.EventsTwice, OrdersPlaced: pr.Invariants.Stored}
+	for code, r := range inWindow.refusedByCode {
+		if n := int(r.Total()); n > 0 {
+			h.RefusalsServiceByCode[code] = report.Refusals{Count: n, P99: p99Millis(r)}
+		}
+	}
 	h.OrderReads, h.OrderReadsServed = w.ByKind[scenario.ReadOrder], w.GoodByKind[scenario.ReadOrder]
 	h.GoodputPct = 100 * h.GoodputRPS / capacity
 	if w.Offered > 0 {

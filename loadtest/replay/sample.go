@@ -21,10 +21,11 @@ import (
 )
 
 // timed is what was timed in one second: the services' refusals (all
-// services together), the waits for a CPU of the order service's
-// goroutines, and the machine's CPUs.
+// services together, and by the code of their body), the waits for a CPU of
+// the order service's goroutines, and the machine's CPUs.
 type timed struct {
 	refused, sched stack.Histogram
+	refusedByCode  map[string]stack.Histogram
 	// The machine's CPUs this second, in percent (NaN: not known here):
 	// busy, and the time some runnable task had to wait for one.
 	cpuBusy, cpuWaiting float64
@@ -80,6 +81,7 @@ type sampler struct {
 // and the breakers' entries into each state.
 type counters struct {
 	refused, sched stack.Histogram
+	refusedByCode  map[string]stack.Histogram
 	entered        map[string]stack.Entries
 }
 
@@ -94,6 +96,9 @@ func (s *sampler) scrape(ctx context.Context, svc string, timeout time.Duration,
 	was := s.last[svc]
 	if into != nil {
 		into.refused = into.refused.Add(sm.Refused.Since(was.refused))
+		for code, h := range sm.RefusedByCode {
+			into.refusedByCode[code] = into.refusedByCode[code].Add(h.Since(was.refusedByCode[code]))
+		}
 		if svc == "order" {
 			into.sched = sm.Sched.Since(was.sched)
 		}
@@ -101,7 +106,7 @@ func (s *sampler) scrape(ctx context.Context, svc string, timeout time.Duration,
 			sm.Breakers[name] = stack.Charted(state, was.entered[name], sm.Entered[name])
 		}
 	}
-	s.last[svc] = counters{refused: *sm.Refused, sched: *sm.Sched, entered: sm.Entered}
+	s.last[svc] = counters{refused: *sm.Refused, sched: *sm.Sched, refusedByCode: sm.RefusedByCode, entered: sm.Entered}
 	return sm
 }
 
@@ -109,7 +114,7 @@ func (s *sampler) scrape(ctx context.Context, svc string, timeout time.Duration,
 // sample, with every service's breakers in it, and the restarts so far,
 // which it also returns for the progress line.
 func (s *sampler) second(ctx context.Context) (stack.Sample, int) {
-	var this timed
+	this := timed{refusedByCode: map[string]stack.Histogram{}}
 	cpuNow := stack.ReadCPU()
 	this.cpuBusy, this.cpuWaiting = cpuNow.Since(s.cpu)
 	s.cpu = cpuNow

@@ -140,10 +140,14 @@ func (j *judgement) resilient() {
 // it was sent.
 func (j *judgement) refusedFast(text string) {
 	h := j.pr.Headline
+	byCode := ""
+	if len(h.RefusalsServiceByCode) > 0 {
+		byCode = " (" + report.RefusalsByCode(h.RefusalsServiceByCode) + ")"
+	}
 	j.claim(h.P99RefusalService <= 10, text+", timed in the services",
-		"%s in the services; the shoppers saw %s, %s timed from sending (they sent 1 %% of their requests over %s late; "+
+		"%s in the services%s; the shoppers saw %s, %s timed from sending (they sent 1 %% of their requests over %s late; "+
 			"the order service's goroutines waited %s for a CPU, p99; the machine's CPUs were %s busy, and some task was waiting for one %s of the time)",
-		report.AtMost(h.P99RefusalService), report.Millis(h.P99Refusal), report.Millis(h.P99RefusalSent), report.Millis(h.P99Lag),
+		report.AtMost(h.P99RefusalService), byCode, report.Millis(h.P99Refusal), report.Millis(h.P99RefusalSent), report.Millis(h.P99Lag),
 		report.AtMost(h.P99SchedOrder), report.Percent(h.CPUBusyPct), report.Percent(h.CPUWaitingPct))
 }
 

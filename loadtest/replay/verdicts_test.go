@@ -240,3 +240,28 @@ func TestPromoVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// The refusals' verdict names what each kind of refusal took, the slowest
+// first, so that a p99 over 10 ms says whether the door or a pool's wait
+// made it.
+func TestRefusalVerdictNamesTheCodes(t *testing.T) {
+	sc, err := scenario.Load("promo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := report.Profile{Supervised: true, Headline: report.Headline{P99RefusalService: 250,
+		RefusalsServiceByCode: map[string]report.Refusals{"overloaded": {Count: 40512, P99: 0.5}, "pool_timeout": {Count: 3, P99: 250}, "": {Count: 1, P99: 0.5}}}}
+	for _, v := range judge(sc, Profile{Name: "resilient"}, pr) {
+		if v.Claim != claimExcessRefusedFast+", timed in the services" {
+			continue
+		}
+		if v.Held {
+			t.Error("a p99 of 250 ms held as fast")
+		}
+		if want := "≤ 250 ms in the services (3 pool_timeout ≤ 250 ms, 1 without a code ≤ 0.5 ms, 40512 overloaded ≤ 0.5 ms);"; !strings.HasPrefix(v.Seen, want) {
+			t.Errorf("seen %q, want it to begin %q", v.Seen, want)
+		}
+		return
+	}
+	t.Fatal("no verdict on the refusals")
+}

@@ -146,11 +146,28 @@ func Errors(rates map[string]float64, unavailable map[string]int) string {
 
 // byCount lists counts by name, the largest first: "timeout 580, pool_timeout 25".
 func byCount(counts map[string]int) string {
-	names := slices.Collect(maps.Keys(counts))
-	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b)) })
-	parts := make([]string, len(names))
-	for i, name := range names {
-		parts[i] = fmt.Sprintf("%s %d", cmp.Or(name, "no code"), counts[name])
+	var parts []string
+	for _, name := range largestFirst(counts, cmp.Compare[int]) {
+		parts = append(parts, fmt.Sprintf("%s %d", cmp.Or(name, "no code"), counts[name]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// RefusalsByCode lists refusals by the code of their body, the slowest
+// first: "3 pool_timeout ≤ 250 ms, 40512 overloaded ≤ 0.5 ms".
+func RefusalsByCode(byCode map[string]Refusals) string {
+	var parts []string
+	for _, code := range largestFirst(byCode, func(a, b Refusals) int { return cmp.Compare(a.P99, b.P99) }) {
+		r := byCode[code]
+		parts = append(parts, fmt.Sprintf("%d %s %s", r.Count, cmp.Or(code, "without a code"), AtMost(r.P99)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// largestFirst is m's names, the name of the largest value first by
+// compare, equal values by name.
+func largestFirst[V any](m map[string]V, compare func(a, b V) int) []string {
+	names := slices.Collect(maps.Keys(m))
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(compare(m[b], m[a]), cmp.Compare(a, b)) })
+	return names
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -452,5 +453,48 @@ func TestEveryPlotIsAsTallAsTheOthers(t *testing.T) {
 			t.Errorf("plots %v tall; %q differs", heights, title)
 			break
 		}
+	}
+}
+
+// The services' p99 of refusals by code reaches summary.json, a code slower
+// than the last bucket as -1 like the other p99s, and writing the report
+// leaves the summary it was given as it was.
+func TestRefusalsByCodeInJSON(t *testing.T) {
+	s := sample()
+	s.Profiles[1].Headline.RefusalsServiceByCode = map[string]Refusals{"overloaded": {Count: 900, P99: 0.5}, "pool_timeout": {Count: 2, P99: math.Inf(1)}}
+	dir := t.TempDir()
+	if err := Write(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Profiles []struct {
+			Headline struct {
+				ByCode map[string]Refusals `json:"refusals_service_by_code"`
+			} `json:"headline"`
+		} `json:"profiles"`
+	}
+	if err := json.Unmarshal([]byte(read(t, filepath.Join(dir, "summary.json"))), &got); err != nil {
+		t.Fatal(err)
+	}
+	if by := got.Profiles[0].Headline.ByCode; by != nil {
+		t.Errorf("a profile without refusals by code has %v in JSON, want none", by)
+	}
+	if by, want := got.Profiles[1].Headline.ByCode, map[string]Refusals{"overloaded": {900, 0.5}, "pool_timeout": {2, -1}}; !maps.Equal(by, want) {
+		t.Errorf("by code in JSON: %v, want %v", by, want)
+	}
+	if r := s.Profiles[1].Headline.RefusalsServiceByCode["pool_timeout"]; !math.IsInf(r.P99, 1) {
+		t.Errorf("writing the report changed the summary: pool_timeout %v, want +Inf", r.P99)
+	}
+}
+
+// Counts are listed the largest first, refusals the slowest first, ties by
+// name.
+func TestLargestFirst(t *testing.T) {
+	if got, want := byCount(map[string]int{"timeout": 580, "pool_timeout": 25, "": 25}), "timeout 580, no code 25, pool_timeout 25"; got != want {
+		t.Errorf("byCount = %q, want %q", got, want)
+	}
+	byCode := map[string]Refusals{"overloaded": {900, 0.5}, "pool_timeout": {2, math.Inf(1)}, "starting": {5, 1}, "busy": {7, 0.5}}
+	if got, want := RefusalsByCode(byCode), "2 pool_timeout > 30 s, 5 starting ≤ 1.0 ms, 7 busy ≤ 0.5 ms, 900 overloaded ≤ 0.5 ms"; got != want {
+		t.Errorf("RefusalsByCode = %q, want %q", got, want)
 	}
 }

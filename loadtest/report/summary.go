@@ -7,6 +7,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -92,6 +93,10 @@ type Headline struct {
 	// — on one machine, mostly waiting for a CPU. 0: no refusals; -1 (+Inf
 	// before JSON): beyond the last bucket.
 	P99RefusalService float64 `json:"p99_refusal_service_ms"`
+	// RefusalsServiceByCode is the same refusals by the error code their
+	// bodies named (overloaded, pool_timeout, ...): which kind of refusal a
+	// slow p99 is made of, and how many of them there were.
+	RefusalsServiceByCode map[string]Refusals `json:"refusals_service_by_code,omitempty"`
 	// P99SchedOrder is how long the order service's goroutines waited,
 	// runnable, for a CPU (p99, an upper bound from the Go runtime's coarse
 	// buckets): time inside the service that no handler's timer sees.
@@ -137,6 +142,13 @@ type Verdict struct {
 	Claim string `json:"claim"`
 	Held  bool   `json:"held"`
 	Seen  string `json:"seen"`
+}
+
+// Refusals are the refusals of one error code in a window, as the services
+// timed them.
+type Refusals struct {
+	Count int     `json:"count"`
+	P99   float64 `json:"p99_ms"` // an upper bound; -1 (+Inf before JSON): beyond the last bucket
 }
 
 // Point is one second of a profile's run.
@@ -215,6 +227,13 @@ func sanitize(s *Summary) *Summary {
 		for _, f := range []*float64{&p.Headline.P99RefusalService, &p.Headline.P99SchedOrder} {
 			if math.IsInf(*f, 1) {
 				*f = -1 // beyond the last bucket
+			}
+		}
+		p.Headline.RefusalsServiceByCode = maps.Clone(p.Headline.RefusalsServiceByCode) // s keeps its own
+		for code, r := range p.Headline.RefusalsServiceByCode {
+			if math.IsInf(r.P99, 1) {
+				r.P99 = -1
+				p.Headline.RefusalsServiceByCode[code] = r
 			}
 		}
 		c.Profiles[i] = p

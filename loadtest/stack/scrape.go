@@ -32,8 +32,10 @@ type Sample struct {
 	InFlight float64 // requests being served
 	CPUCap   float64 // the shedder's ceiling on admissions a second; 0: none
 	// Refused times the 429/503 refusals, as the service measured them
-	// (every route); nil when the scrape failed.
-	Refused *Histogram
+	// (every route); nil when the scrape failed. RefusedByCode is the same
+	// refusals by the error code of their body: overloaded, pool_timeout, ...
+	Refused       *Histogram
+	RefusedByCode map[string]Histogram
 	// Sched is how long the process's goroutines waited for a CPU, runnable
 	// (the Go scheduler's own histogram); nil when the scrape failed.
 	Sched *Histogram
@@ -75,37 +77,39 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		return total
 	}
 	breakers := byLabel(families["breaker_state"], "name")
+	refused := histograms(families["http_request_duration_seconds"], "outcome")["refused"]
+	sched := histograms(families["go_sched_latencies_seconds"], "")[""]
 	return Sample{
-		Goroutines:   sum("go_goroutines"),
-		DBOpen:       sum("go_sql_open_connections"),
-		DBInUse:      sum("go_sql_in_use_connections"),
-		DBWaits:      sum("go_sql_wait_count_total"),
-		BreakersOpen: float64(notClosed(breakers)),
-		Breakers:     breakers,
-		Entered:      entered(families["breaker_transitions_total"]),
-		InFlight:     sum("http_requests_in_flight"),
-		CPUCap:       sum("shed_cpu_cap_per_second"),
-		Refused:      histogram(families["http_request_duration_seconds"], "outcome", "refused"),
-		Sched:        histogram(families["go_sched_latencies_seconds"], "", ""),
+		Goroutines:    sum("go_goroutines"),
+		DBOpen:        sum("go_sql_open_connections"),
+		DBInUse:       sum("go_sql_in_use_connections"),
+		DBWaits:       sum("go_sql_wait_count_total"),
+		BreakersOpen:  float64(notClosed(breakers)),
+		Breakers:      breakers,
+		Entered:       entered(families["breaker_transitions_total"]),
+		InFlight:      sum("http_requests_in_flight"),
+		CPUCap:        sum("shed_cpu_cap_per_second"),
+		Refused:       &refused,
+		RefusedByCode: histograms(families["http_refusal_duration_seconds"], "code"),
+		Sched:         &sched,
 	}
 }
 
-// histogram sums the series of family f whose label name has value (all of
-// them if name is "").
-func histogram(f *dto.MetricFamily, name, value string) *Histogram {
-	h := &Histogram{}
+// histograms sums the series of family f by the value of their label name:
+// one histogram per value ("" for series without the label, so all of them
+// when name is "").
+func histograms(f *dto.MetricFamily, name string) map[string]Histogram {
+	hs := map[string]Histogram{}
 	for _, m := range f.GetMetric() {
-		if v, ok := label(m, name); name != "" && (!ok || v != value) {
-			continue
-		}
+		v, _ := label(m, name)
 		var b Histogram
 		for _, bucket := range m.GetHistogram().GetBucket() { // the text format lists +Inf too
 			b.Bounds = append(b.Bounds, bucket.GetUpperBound())
 			b.Counts = append(b.Counts, float64(bucket.GetCumulativeCount()))
 		}
-		*h = h.Add(b)
+		hs[v] = hs[v].Add(b)
 	}
-	return h
+	return hs
 }
 
 // Histogram is a cumulative histogram as Prometheus keeps one: Counts[i]

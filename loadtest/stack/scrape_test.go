@@ -18,6 +18,7 @@ import (
 	"github.com/stampede-shop/stampede/pkg/fixes"
 	"github.com/stampede-shop/stampede/pkg/resilience"
 	"github.com/stampede-shop/stampede/pkg/telemetry"
+	"github.com/stampede-shop/stampede/pkg/web"
 )
 
 func hist(counts ...float64) Histogram {
@@ -60,8 +61,8 @@ func TestHistogramSinceAddQuantile(t *testing.T) {
 	}
 }
 
-// Scrape reads the refusals a service timed, every route together, from the
-// metrics the services really export.
+// Scrape reads the refusals a service timed, every route together and by
+// the code of their body, from the metrics the services really export.
 func TestScrapeReadsRefusals(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	reg := telemetry.NewRegistry()
@@ -69,7 +70,9 @@ func TestScrapeReadsRefusals(t *testing.T) {
 	r.Use(telemetry.HTTPMetrics(reg))
 	refuse := func(c *gin.Context) { c.Header("Retry-After", "1"); c.Status(http.StatusServiceUnavailable) }
 	r.GET("/a", refuse)
-	r.GET("/b", refuse)
+	r.GET("/b", func(c *gin.Context) {
+		web.Abort(c, nil, &web.Error{Status: http.StatusServiceUnavailable, Code: "pool_timeout", Message: "busy", RetryAfter: time.Second})
+	})
 	r.GET("/ok", func(c *gin.Context) { c.Status(http.StatusOK) })
 	for _, path := range []string{"/a", "/a", "/b", "/ok", "/ok"} {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
@@ -86,6 +89,13 @@ func TestScrapeReadsRefusals(t *testing.T) {
 	}
 	if len(s.Refused.Bounds) != len(telemetry.DurationBuckets)+1 || !math.IsInf(s.Refused.Bounds[len(s.Refused.Bounds)-1], 1) {
 		t.Fatalf("bounds %v", s.Refused.Bounds)
+	}
+	byCode := map[string]float64{}
+	for code, h := range s.RefusedByCode {
+		byCode[code] = h.Total()
+	}
+	if want := map[string]float64{"": 2, "pool_timeout": 1}; !maps.Equal(byCode, want) {
+		t.Errorf("refusals by code = %v, want %v", byCode, want)
 	}
 	if q := s.Refused.Quantile(0.99); q > 0.01 {
 		t.Errorf("p99 of in-process refusals = %v s", q)

@@ -81,8 +81,17 @@ func Abort(c *gin.Context, log *slog.Logger, err error) {
 	if we.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(we.RetryAfter.Seconds()))))
 	}
+	c.Set(codeKey, we.Code)
 	c.AbortWithStatusJSON(we.Status, body{Error: errorBody{Error: we, RequestID: logging.RequestID(ctx)}})
 }
+
+// codeKey is where Abort leaves the code it answered with, for Code.
+const codeKey = "web.error_code"
+
+// Code is the error code Abort answered c with ("" if it did not): what the
+// metrics label a refusal with, since a shed at the door and a pool's
+// timeout are both a 503 with Retry-After.
+func Code(c *gin.Context) string { return c.GetString(codeKey) }
 
 // RetryAfter reads an answer's Retry-After header, in either form RFC 9110
 // allows (seconds, or an HTTP date), and caps it at most: how long a client
