@@ -29,7 +29,7 @@ func Markdown(s *Summary) string {
 	b.WriteString("\nErrors are % of the requests offered in the judged window, by class: ")
 	b.WriteString("late = a right answer after 1 s, when the shopper had given up (not goodput), limited = 429, shed = 503 at the door, unavailable = other 503 (a request's deadline, a pool timeout, a breaker open; then how many carried each error code: a code of timeout is the service's own deadline, not the shoppers'), in_progress = 409, a retry that found the first attempt still running, ")
 	b.WriteString("timeout = no answer within the client's patience, refused = nobody listening (killed, restarting).\n")
-	b.WriteString("Refusals (429/503) are timed twice: by the services, from the request entering them to the answer (read from a histogram, so an upper bound), ")
+	b.WriteString("Refusals (429/503) are timed twice: by the services, from the request entering them to the answer (read from a histogram, so an upper bound; the verdict gives each error code's count and p99 apart), ")
 	b.WriteString("and by the shoppers, who also count the network, the kernel's queues and waiting for a CPU on a machine they share with the shop (the verdicts show both sides' waits for a CPU). " +
 		"A refusal the service sends after the shopper has given up is a timeout to the shoppers, in their errors and not in their p99: where a shop hangs (naive), the services' number can be seconds.\n")
 	for _, p := range s.Profiles {
