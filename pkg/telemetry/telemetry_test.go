@@ -93,7 +93,7 @@ func TestHTTPMetricsTimesByOutcome(t *testing.T) {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x/"+id, nil))
 	}
 	want := map[string]uint64{"ok": 2, "refused": 1}
-	if got := observed(t, reg, "http_request_duration_seconds", "outcome"); !maps.Equal(got, want) {
+	if got := observed(t, reg, "http_request_duration_seconds", "outcome", map[string]string{"route": "/x/:id", "method": "GET"}); !maps.Equal(got, want) {
 		t.Errorf("durations by outcome = %v, want %v", got, want)
 	}
 }
@@ -126,14 +126,14 @@ func TestHTTPMetricsTimesRefusalsByCode(t *testing.T) {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x/"+id, nil))
 	}
 	want := map[string]uint64{"overloaded": 1, "pool_timeout": 2, "rate_limited": 1, "": 1}
-	if got := observed(t, reg, "http_refusal_duration_seconds", "code"); !maps.Equal(got, want) {
+	if got := observed(t, reg, "http_refusal_duration_seconds", "code", map[string]string{"route": "/x/:id"}); !maps.Equal(got, want) {
 		t.Errorf("refusals by code = %v, want %v", got, want)
 	}
 }
 
 // observed counts the observations of histogram family name in reg by the
-// value of their label by; every series must be the route /x/:id's.
-func observed(t *testing.T, reg *prometheus.Registry, name, by string) map[string]uint64 {
+// value of their label by; every series must carry the labels in each.
+func observed(t *testing.T, reg *prometheus.Registry, name, by string, each map[string]string) map[string]uint64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -149,8 +149,10 @@ func observed(t *testing.T, reg *prometheus.Registry, name, by string) map[strin
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["route"] != "/x/:id" {
-				t.Errorf("unexpected labels %v", labels)
+			for l, v := range each {
+				if labels[l] != v {
+					t.Errorf("unexpected labels %v", labels)
+				}
 			}
 			got[labels[by]] += m.GetHistogram().GetSampleCount()
 		}
