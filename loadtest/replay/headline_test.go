@@ -108,9 +108,6 @@ func TestHeadlineRefusalsByCode(t *testing.T) {
 		case 50: // the cool-down, outside the window
 			byCode["starting"] = at(3, 1000)
 		}
-		for _, h := range byCode {
-			seconds[s].refused = seconds[s].refused.Add(h)
-		}
 		seconds[s].refusedByCode = byCode
 	}
 	h := headline(sc, 10, &load.Recorder{}, report.Profile{}, seconds)

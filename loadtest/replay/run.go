@@ -315,7 +315,6 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 	inWindow := timed{refusedByCode: map[string]stack.Histogram{}}
 	var busy, waiting []float64
 	for i := secs(from); i < secs(to) && i < len(seconds); i++ {
-		inWindow.refused = inWindow.refused.Add(seconds[i].refused)
 		for code, r := range seconds[i].refusedByCode {
 			inWindow.refusedByCode[code] = inWindow.refusedByCode[code].Add(r)
 		}
@@ -323,7 +322,7 @@ func headline(sc *scenario.Scenario, capacity float64, rec *load.Recorder, pr re
 		busy, waiting = append(busy, seconds[i].cpuBusy), append(waiting, seconds[i].cpuWaiting)
 	}
 	h := report.Headline{OfferedRPS: w.OfferedRate(), GoodputRPS: w.Goodput(), P50Good: w.GoodP(0.5), P99Good: w.GoodP(0.99),
-		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(inWindow.refused)), P99SchedOrder: nz(p99Millis(inWindow.sched)),
+		P99Refusal: w.RefusalP(0.99), P99RefusalService: nz(p99Millis(stack.SumOf(inWindow.refusedByCode))), P99SchedOrder: nz(p99Millis(inWindow.sched)),
 		P99RefusalSent: w.RefusalSentP(0.99), P99Lag: w.LagP(0.99), CPUBusyPct: mean(busy), CPUWaitingPct: mean(waiting),
 		RefusalsServiceByCode: map[string]report.Refusals{}, ErrorRate: map[string]float64{}, Unavailable: w.Unavailable, RecoveryS: -1,
 		Oversold: pr.Invariants.OversoldUnits, Missing: pr.Invariants.Missing, EventsLost: pr.Invariants.EventsLost,

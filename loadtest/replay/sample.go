@@ -20,12 +20,12 @@ import (
 	"github.com/stampede-shop/stampede/pkg/resilience"
 )
 
-// timed is what was timed in one second: the services' refusals (all
-// services together, and by the code of their body), the waits for a CPU of
-// the order service's goroutines, and the machine's CPUs.
+// timed is what was timed in one second: the services' refusals by the
+// code of their body (all services together; stack.SumOf: every code), the
+// waits for a CPU of the order service's goroutines, and the machine's CPUs.
 type timed struct {
-	refused, sched stack.Histogram
-	refusedByCode  map[string]stack.Histogram
+	refusedByCode map[string]stack.Histogram
+	sched         stack.Histogram
 	// The machine's CPUs this second, in percent (NaN: not known here):
 	// busy, and the time some runnable task had to wait for one.
 	cpuBusy, cpuWaiting float64
@@ -80,9 +80,9 @@ type sampler struct {
 // counters are a service's cumulative counters at a scrape: the histograms,
 // and the breakers' entries into each state.
 type counters struct {
-	refused, sched stack.Histogram
-	refusedByCode  map[string]stack.Histogram
-	entered        map[string]stack.Entries
+	refusedByCode map[string]stack.Histogram
+	sched         stack.Histogram
+	entered       map[string]stack.Entries
 }
 
 // scrape reads a service's metrics and, into into (nil: only remember
@@ -90,12 +90,11 @@ type counters struct {
 // what each did since then, probes too.
 func (s *sampler) scrape(ctx context.Context, svc string, timeout time.Duration, into *timed) stack.Sample {
 	sm := stack.Scrape(ctx, s.st.Admin(svc), timeout)
-	if sm.Refused == nil {
+	if sm.RefusedByCode == nil {
 		return sm
 	}
 	was := s.last[svc]
 	if into != nil {
-		into.refused = into.refused.Add(sm.Refused.Since(was.refused))
 		for code, h := range sm.RefusedByCode {
 			into.refusedByCode[code] = into.refusedByCode[code].Add(h.Since(was.refusedByCode[code]))
 		}
@@ -106,7 +105,7 @@ func (s *sampler) scrape(ctx context.Context, svc string, timeout time.Duration,
 			sm.Breakers[name] = stack.Charted(state, was.entered[name], sm.Entered[name])
 		}
 	}
-	s.last[svc] = counters{refused: *sm.Refused, sched: *sm.Sched, refusedByCode: sm.RefusedByCode, entered: sm.Entered}
+	s.last[svc] = counters{refusedByCode: sm.RefusedByCode, sched: *sm.Sched, entered: sm.Entered}
 	return sm
 }
 
@@ -196,7 +195,7 @@ func (s *scrapes) timeline(rec *load.Recorder) []report.Point {
 			prevWaits = o.DBWaits
 			pt.Restarts, pt.Down, pt.InFlight = s.restarts[i], s.down[i], s.inflight[i]
 			tm := s.timed[i]
-			pt.RefusedP99Service, pt.SchedP99Order = p99Millis(tm.refused), p99Millis(tm.sched)
+			pt.RefusedP99Service, pt.SchedP99Order = p99Millis(stack.SumOf(tm.refusedByCode)), p99Millis(tm.sched)
 			pt.CPUBusy, pt.CPUWaiting = tm.cpuBusy, tm.cpuWaiting
 		case n > 0:
 			pt.Restarts = s.restarts[n-1]

@@ -31,10 +31,9 @@ type Sample struct {
 	Entered  map[string]Entries
 	InFlight float64 // requests being served
 	CPUCap   float64 // the shedder's ceiling on admissions a second; 0: none
-	// Refused times the 429/503 refusals, as the service measured them
-	// (every route); nil when the scrape failed. RefusedByCode is the same
-	// refusals by the error code of their body: overloaded, pool_timeout, ...
-	Refused       *Histogram
+	// RefusedByCode times the 429/503 refusals, as the service measured
+	// them (every route), by the error code of their body: overloaded,
+	// pool_timeout, ... (SumOf: all of them); nil when the scrape failed.
 	RefusedByCode map[string]Histogram
 	// Sched is how long the process's goroutines waited for a CPU, runnable
 	// (the Go scheduler's own histogram); nil when the scrape failed.
@@ -77,7 +76,6 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		return total
 	}
 	breakers := byLabel(families["breaker_state"], "name")
-	refused := histograms(families["http_request_duration_seconds"], "outcome")["refused"]
 	sched := histograms(families["go_sched_latencies_seconds"], "")[""]
 	return Sample{
 		Goroutines:    sum("go_goroutines"),
@@ -89,7 +87,6 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) Sample {
 		Entered:       entered(families["breaker_transitions_total"]),
 		InFlight:      sum("http_requests_in_flight"),
 		CPUCap:        sum("shed_cpu_cap_per_second"),
-		Refused:       &refused,
 		RefusedByCode: histograms(families["http_refusal_duration_seconds"], "code"),
 		Sched:         &sched,
 	}
@@ -110,6 +107,15 @@ func histograms(f *dto.MetricFamily, name string) map[string]Histogram {
 		hs[v] = hs[v].Add(b)
 	}
 	return hs
+}
+
+// SumOf is the histograms in hs together (empty if there are none).
+func SumOf(hs map[string]Histogram) Histogram {
+	var sum Histogram
+	for _, h := range hs {
+		sum = sum.Add(h)
+	}
+	return sum
 }
 
 // Histogram is a cumulative histogram as Prometheus keeps one: Counts[i]

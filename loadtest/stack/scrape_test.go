@@ -81,14 +81,15 @@ func TestScrapeReadsRefusals(t *testing.T) {
 	defer srv.Close()
 
 	s := Scrape(context.Background(), srv.URL, time.Second)
-	if s.Refused == nil {
+	if s.RefusedByCode == nil {
 		t.Fatal("no refusals read")
 	}
-	if got := s.Refused.Total(); got != 3 {
+	refused := SumOf(s.RefusedByCode)
+	if got := refused.Total(); got != 3 {
 		t.Fatalf("refusals = %v, want 3 (two routes)", got)
 	}
-	if len(s.Refused.Bounds) != len(telemetry.DurationBuckets)+1 || !math.IsInf(s.Refused.Bounds[len(s.Refused.Bounds)-1], 1) {
-		t.Fatalf("bounds %v", s.Refused.Bounds)
+	if len(refused.Bounds) != len(telemetry.DurationBuckets)+1 || !math.IsInf(refused.Bounds[len(refused.Bounds)-1], 1) {
+		t.Fatalf("bounds %v", refused.Bounds)
 	}
 	byCode := map[string]float64{}
 	for code, h := range s.RefusedByCode {
@@ -97,7 +98,7 @@ func TestScrapeReadsRefusals(t *testing.T) {
 	if want := map[string]float64{"": 2, "pool_timeout": 1}; !maps.Equal(byCode, want) {
 		t.Errorf("refusals by code = %v, want %v", byCode, want)
 	}
-	if q := s.Refused.Quantile(0.99); q > 0.01 {
+	if q := refused.Quantile(0.99); q > 0.01 {
 		t.Errorf("p99 of in-process refusals = %v s", q)
 	}
 	if s.Sched == nil || len(s.Sched.Bounds) < 5 || s.Sched.Total() == 0 {
